@@ -1,0 +1,318 @@
+"""Record expert demonstrations in the project's demonstration format, or summarise a file.
+
+    python collect_demos.py --env-id LunarLander-v3 --out demos/LunarLander-v3.npz
+    python collect_demos.py --summary demos/LunarLander-v3.npz
+
+The format (README, "Demonstrations") is one compressed `.npz` per environment that loads with
+numpy alone. Every step is one row; episodes are consecutive runs of rows whose lengths are in
+`episode_lengths`. Vector observations are stored. Atari frames are not: the file keeps each
+episode's reset seed and actions, the loader replays them through the deterministic emulator and
+compares a SHA-256 of the frames it gets with `episode_checksums`.
+"""
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import tyro
+
+FORMAT_VERSION = 1
+ATARI_PREPROCESSING = dict(noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True)
+ATARI_DEMO_MAX_STEPS = 4_500  # agent steps = 18,000 frames = 5 minutes of play; longer games end truncated
+
+
+@dataclass
+class Args:
+    env_id: str = "LunarLander-v3"
+    """environment to record (LunarLander-v3 or a *NoFrameskip-v4 game with a scripted expert)"""
+    num_episodes: int | None = None
+    """episodes to record (default: the paper's count, 100 for LunarLander and 20 for Atari)"""
+    seed: int = 0
+    """episode i is reset with seed `seed + i`"""
+    out: str | None = None
+    """where to write the file (default: demos/<env-id>.npz)"""
+    summary: str | None = None
+    """print a summary of this existing demonstration file and exit (records nothing)"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Landing success on LunarLander, defined once for the whole project (README, "Landing success"):
+# the episode terminated because the lander came to rest (Box2D put its body to sleep), with both
+# legs touching the ground and its centre between the flags (|x| <= 0.2 in observation units).
+# ---------------------------------------------------------------------------------------------
+def lunar_success(env: gym.Env, obs: np.ndarray, terminated: bool) -> bool:
+    return bool(terminated and not env.unwrapped.lander.awake and abs(obs[0]) <= 0.2 and obs[6] > 0 and obs[7] > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scripted experts. Each maps (env, observation) to an action.
+# ---------------------------------------------------------------------------------------------
+def lunar_expert(env: gym.Env, s: np.ndarray) -> int:
+    """Gymnasium's `lunar_lander.heuristic` with stronger centring gains (0.8 on x, 1.5 on vx,
+    hover target 2.5|x| instead of 0.5, 1.0, 0.55): it then lands between the flags far more often."""
+    angle_target = np.clip(s[0] * 0.8 + s[2] * 1.5, -0.4, 0.4)
+    hover_target = 2.5 * abs(s[0])
+    angle_todo = (angle_target - s[4]) * 0.5 - s[5] * 1.0
+    hover_todo = (hover_target - s[1]) * 0.5 - s[3] * 0.5
+    if s[6] or s[7]:  # legs down: stop rotating, only soften the fall
+        angle_todo, hover_todo = 0.0, -s[3] * 0.5
+    if hover_todo > abs(angle_todo) and hover_todo > 0.05:
+        return 2  # main engine
+    if angle_todo < -0.05:
+        return 3  # right engine
+    if angle_todo > 0.05:
+        return 1  # left engine
+    return 0
+
+
+def breakout_expert(env: gym.Env, obs: np.ndarray) -> int:
+    """Reads the RAM (paddle x ram[72], ball x ram[99], ball y ram[101]), predicts where the ball
+    crosses the paddle row by running the emulator forward on a saved state, and steers there.
+    FIRE when no ball is in play. Actions: 0 NOOP, 1 FIRE, 2 RIGHT, 3 LEFT."""
+    ale = env.unwrapped.ale
+    ram = ale.getRAM()
+    if ram[101] == 0:
+        return 1
+    state, lives, landing_x = ale.cloneState(), ale.lives(), int(ram[99])
+    for _ in range(120):  # only NOOPs: the paddle controller's position is not part of the state
+        ale.act(0)
+        if ale.lives() < lives:
+            break
+        if ale.getRAM()[101] >= 183:
+            landing_x = int(ale.getRAM()[99])
+            break
+    ale.restoreState(state)
+    error = landing_x + 12 - int(ram[72])
+    return 2 if error > 6 else 3 if error < -6 else 0
+
+
+def pong_expert(env: gym.Env, obs: np.ndarray) -> int:
+    """Tracks the ball with the paddle (paddle y ram[51], ball y ram[54]); aims to meet it off-centre
+    so that the return is angled. Actions: 0 NOOP, 1 FIRE, 2 RIGHT (up), 3 LEFT (down)."""
+    ram = env.unwrapped.ale.getRAM()
+    paddle_y, ball_y = int(ram[51]), int(ram[54])
+    if ball_y == 0:
+        return 1
+    error = ball_y - (paddle_y + 8)
+    return 3 if error > 3 else 2 if error < -3 else 0
+
+
+def space_invaders_expert(env: gym.Env, obs: np.ndarray) -> int:
+    """Fires continuously while sweeping the cannon across the screen, reversing direction every
+    40 agent steps. Actions: 0 NOOP, 1 FIRE, 2 RIGHT, 3 LEFT, 4 RIGHTFIRE, 5 LEFTFIRE."""
+    agent_step = env.unwrapped.ale.getEpisodeFrameNumber() // 4
+    return 4 if (agent_step // 40) % 2 == 0 else 5
+
+
+EXPERTS = {
+    "LunarLander-v3": (lunar_expert, "scripted: gymnasium's lunar_lander.heuristic with stronger centring gains"),
+    "BreakoutNoFrameskip-v4": (breakout_expert, "scripted: RAM ball-landing predictor with emulator look-ahead"),
+    "PongNoFrameskip-v4": (pong_expert, "scripted: RAM ball tracker"),
+    "SpaceInvadersNoFrameskip-v4": (space_invaders_expert, "scripted: sweep the cannon while firing"),
+}
+
+
+def is_atari(env_id: str) -> bool:
+    return env_id.endswith("NoFrameskip-v4")
+
+
+def make_env(env_id: str) -> gym.Env:
+    """The environment the demonstrations are recorded in. Atari gets the standard preprocessing
+    (noop reset, frame skip 4 with max-pooling, 84x84 grayscale; full games, no life-loss ends)."""
+    if is_atari(env_id):
+        import ale_py
+
+        gym.register_envs(ale_py)
+        env = gym.make(env_id)
+        env = gym.wrappers.AtariPreprocessing(env, **ATARI_PREPROCESSING)
+        return gym.wrappers.TimeLimit(env, ATARI_DEMO_MAX_STEPS)
+    return gym.make(env_id)
+
+
+def space_to_dict(space: gym.Space) -> dict:
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n)}
+    if isinstance(space, gym.spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
+    raise ValueError(f"unsupported space {space}")
+
+
+def frames_checksum(frames: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(frames, dtype=np.uint8).tobytes()).hexdigest()
+
+
+def record(args: Args) -> None:
+    if args.env_id not in EXPERTS:
+        sys.exit(f"collect_demos.py: no expert for {args.env_id!r}; experts exist for {', '.join(EXPERTS)}.")
+    expert, expert_description = EXPERTS[args.env_id]
+    num_episodes = args.num_episodes or (20 if is_atari(args.env_id) else 100)
+    out = Path(args.out or f"demos/{args.env_id}.npz")
+    env = make_env(args.env_id)
+    atari = is_atari(args.env_id)
+
+    obs_rows, final_obs, actions, rewards, terminated, truncated = [], [], [], [], [], []
+    lengths, returns, seeds, checksums, successes = [], [], [], [], []
+    start = time.time()
+    for episode in range(num_episodes):
+        seed = args.seed + episode
+        obs, _ = env.reset(seed=seed)
+        frames, episode_return, done = [obs], 0.0, False
+        while not done:
+            action = expert(env, obs)
+            next_obs, reward, term, trunc, _ = env.step(action)
+            if not atari:
+                obs_rows.append(obs)
+            actions.append(action)
+            rewards.append(reward)
+            terminated.append(term)
+            truncated.append(trunc)
+            if atari:
+                frames.append(next_obs)
+            episode_return += float(reward)
+            obs, done = next_obs, term or trunc
+        final_obs.append(obs)
+        lengths.append(len(actions) - sum(lengths))
+        returns.append(episode_return)
+        seeds.append(seed)
+        if atari:
+            checksums.append(frames_checksum(np.stack(frames)))
+        if args.env_id.startswith("LunarLander"):
+            successes.append(lunar_success(env, obs, term))
+        print(f"episode {episode}: seed {seed}, {lengths[-1]} steps, return {episode_return:.1f}", flush=True)
+
+    import ale_py
+    import Box2D
+
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "env_id": args.env_id,
+        "observation_space": space_to_dict(env.observation_space),
+        "action_space": space_to_dict(env.action_space),
+        "expert": expert_description,
+        "command": "python " + " ".join(sys.argv),
+        "replay": atari,
+        "atari_preprocessing": ATARI_PREPROCESSING if atari else None,
+        "max_episode_steps": ATARI_DEMO_MAX_STEPS if atari else env.spec.max_episode_steps,
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "gymnasium": gym.__version__,
+            "ale_py": ale_py.__version__,
+            "box2d": getattr(Box2D, "__version__", "unknown"),
+        },
+        "recorded": time.strftime("%Y-%m-%d"),
+    }
+    arrays = dict(
+        actions=np.asarray(actions, dtype=np.int64),
+        rewards=np.asarray(rewards, dtype=np.float32),
+        terminated=np.asarray(terminated, dtype=bool),
+        truncated=np.asarray(truncated, dtype=bool),
+        episode_lengths=np.asarray(lengths, dtype=np.int64),
+        episode_returns=np.asarray(returns, dtype=np.float64),
+        episode_seeds=np.asarray(seeds, dtype=np.int64),
+        metadata=np.array(json.dumps(metadata)),
+    )
+    if atari:
+        arrays["episode_checksums"] = np.asarray(checksums)
+    else:
+        arrays["obs"] = np.asarray(obs_rows, dtype=np.float32)
+        arrays["final_obs"] = np.asarray(final_obs, dtype=np.float32)
+    if successes:
+        arrays["episode_success"] = np.asarray(successes, dtype=bool)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **arrays)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {time.time() - start:.0f} s")
+    summarise(str(out))
+
+
+REQUIRED_KEYS = {"actions", "rewards", "terminated", "truncated", "episode_lengths", "episode_returns", "metadata"}
+
+
+def load_demos(path: str, observation_space: gym.Space, action_space: gym.Space) -> dict:
+    """The reference loader; every training script carries a copy of it (single-file design).
+
+    Returns per-step arrays `obs`, `actions`, `next_obs`, `terminated`, `truncated` and the file's
+    `metadata`. Stops the program with one sentence if the file is missing or unreadable, or was
+    recorded with other observation or action spaces (spaces, not environment ids, are compared).
+    """
+    if not Path(path).is_file():
+        sys.exit(f"error: demonstration file {path} does not exist.")
+    try:
+        data = dict(np.load(path))
+        metadata = json.loads(str(data["metadata"]))
+    except Exception as error:
+        sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
+    missing = REQUIRED_KEYS - data.keys()
+    if missing or ("obs" not in data and not metadata.get("replay")):
+        sys.exit(f"error: {path} lacks the keys {sorted(missing) or ['obs']} of the demonstration format.")
+    recorded = (metadata["observation_space"], metadata["action_space"])
+    expected = (space_to_dict(observation_space), space_to_dict(action_space))
+    if recorded != expected:
+        sys.exit(
+            f"error: {path} holds observations {recorded[0]} and actions {recorded[1]}, "
+            f"but the environment has observations {expected[0]} and actions {expected[1]}."
+        )
+    if metadata.get("replay"):
+        data["obs"], data["final_obs"] = replay_atari(path, data, metadata)
+    ends = np.cumsum(data["episode_lengths"]) - 1  # the last step of every episode
+    next_obs = np.concatenate([data["obs"][1:], data["obs"][:1]])
+    next_obs[ends] = data["final_obs"]
+    keys = ("obs", "actions", "terminated", "truncated")
+    return {**{k: data[k] for k in keys}, "next_obs": next_obs, "metadata": metadata}
+
+
+def replay_atari(path: str, data: dict, metadata: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Rebuilds the frames of every episode by replaying its seed and actions through the
+    preprocessed emulator, and checks them against the recorded SHA-256."""
+    if metadata["atari_preprocessing"] != ATARI_PREPROCESSING:
+        sys.exit(
+            f"error: {path} was recorded with Atari preprocessing {metadata['atari_preprocessing']}, not {ATARI_PREPROCESSING}."
+        )
+    env = make_env(metadata["env_id"])
+    obs, final_obs, start = [], [], 0
+    for episode, (seed, length) in enumerate(zip(data["episode_seeds"], data["episode_lengths"])):
+        frames = [env.reset(seed=int(seed))[0]]
+        for action in data["actions"][start : start + length]:
+            frames.append(env.step(int(action))[0])
+        start += length
+        if frames_checksum(np.stack(frames)) != data["episode_checksums"][episode]:
+            sys.exit(
+                f"error: replaying episode {episode} of {path} gave other frames than were recorded "
+                f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
+            )
+        obs.extend(frames[:-1])
+        final_obs.append(frames[-1])
+    return np.stack(obs), np.stack(final_obs)
+
+
+def summarise(path: str) -> None:
+    if not Path(path).is_file():
+        sys.exit(f"collect_demos.py: demonstration file {path} does not exist.")
+    try:
+        data = np.load(path)
+        metadata = json.loads(str(data["metadata"]))
+        lengths, returns = data["episode_lengths"], data["episode_returns"]
+    except Exception as error:  # any unreadable file gets one sentence, not a numpy traceback
+        sys.exit(f"collect_demos.py: {path} is not a demonstration file of this project ({error}).")
+    print(f"{path}: {metadata['env_id']}, expert: {metadata['expert']}")
+    print(f"  episodes {len(lengths)}, steps {int(lengths.sum())} (mean length {lengths.mean():.0f})")
+    print(f"  return mean {returns.mean():.1f}, min {returns.min():.1f}, max {returns.max():.1f}")
+    print(f"  episodes ending terminated {int(data['terminated'].sum())}, truncated {int(data['truncated'].sum())}")
+    if "episode_success" in data:
+        print(f"  landing success rate {data['episode_success'].mean():.2f}")
+    print(f"  observation space {metadata['observation_space']}, action space {metadata['action_space']}")
+    print(f"  recorded {metadata['recorded']} with {metadata['versions']}")
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    if args.summary:
+        summarise(args.summary)
+    else:
+        record(args)

@@ -1,0 +1,446 @@
+"""SQIL and RBC on LunarLander, with the paper's ablations (Reddy, Dragan, Levine; Section 5.4).
+
+    python rbc_lunar.py --loss sqil --start-state shifted
+    python rbc_lunar.py --loss rbc --start-state shifted
+    python rbc_lunar.py --loss rbc --rbc-lambda 0      # plain BC (Eq. 4) on the same network
+
+One soft Q network Q(s, .) plays every part: the policy is pi(a|s) = exp((Q(s,a) - V(s)) / alpha)
+with V(s) = alpha * logsumexp(Q(s, .) / alpha) (Eq. 1-2). Algorithm 1 alternates gradient steps
+with rollouts: one rollout of the imitation policy every `k` gradient steps.
+"""
+
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, cuda will be used when available"""
+    track: bool = False
+    """if toggled, this experiment will be tracked with Weights and Biases"""
+    wandb_project_name: str = "sqil"
+    """the wandb's project name"""
+    wandb_entity: str | None = None
+    """the entity (team) of wandb's project"""
+    capture_video: bool = False
+    """whether to capture videos of the final evaluation (`videos/` folder)"""
+    save_model: bool = False
+    """whether to save the Q network into `runs/{run_name}`"""
+
+    # Algorithm specific arguments
+    env_id: str = "LunarLander-v3"
+    """the id of the environment"""
+    demo_path: str = str(Path(__file__).resolve().parent / "demos" / "LunarLander-v3.npz")
+    """the demonstration file (format: README, "Demonstrations")"""
+    num_demos: int | None = None
+    """use only the first this many demonstration episodes (default: all; the paper used 100)"""
+    loss: Literal["sqil", "rbc"] = "sqil"
+    """sqil: Algorithm 1, B(D_demo, r_demo) + lambda_samp B(D_samp, 0); rbc: Eq. 5, BC + lambda B(D_demo u D_samp, 0)"""
+    start_state: Literal["demo", "shifted"] = "demo"
+    """start states while training: the environment's own, or the shifted start never seen in the demos"""
+    eval_start_state: Literal["demo", "shifted"] | None = None
+    """start states for evaluation (default: the same as `start_state`)"""
+    rollout_policy: Literal["imitation", "uniform"] = "imitation"
+    """who samples the rollouts added to D_samp: pi_theta (Algorithm 1) or a uniform random policy (ablation)"""
+    total_gradient_steps: int = 100_000
+    """gradient steps of Algorithm 1 (line 4)"""
+    k: int = 200
+    """one rollout every k gradient steps (Algorithm 1, line 5; paper: 200 for LunarLander)"""
+    lambda_samp: float = 1e-6
+    """weight of the Bellman error on agent transitions (SQIL; paper: 1e-6 for LunarLander)"""
+    rbc_lambda: float = 1.0
+    """weight lambda of the Bellman error penalty in RBC (Eq. 5); 0 gives plain BC (Eq. 4)"""
+    r_demo: float = 1.0
+    """reward of demonstration transitions (SQIL)"""
+    r_abs: float = 0.0
+    """reward per step in an absorbing state: V(terminal) = r_abs / (1 - gamma)"""
+    alpha: float = 1.0
+    """temperature of the Boltzmann policy and the soft value"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    learning_rate: float = 1e-3
+    """the learning rate of Adam"""
+    batch_size: int = 128
+    """transitions per gradient step: half demonstrations, half agent transitions"""
+    buffer_size: int = 1_000_000
+    """capacity of the agent's replay buffer D_samp (demonstrations are kept apart and never evicted)"""
+    tau: float = 1.0
+    """target network update rate (1.0: hard copy)"""
+    target_network_frequency: int = 100
+    """gradient steps between target network updates"""
+    eval_frequency: int = 20_000
+    """gradient steps between periodic evaluations"""
+    eval_episodes: int = 10
+    """episodes per periodic evaluation and policy (greedy and stochastic)"""
+    final_eval_episodes: int = 100
+    """episodes of the final evaluation, per policy"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment: LunarLander, optionally from the shifted start, and landing success.
+# ---------------------------------------------------------------------------------------------
+SHIFTED_X = 0.7  # |x| of the shifted start, in observation units (the flags are at |x| = 0.2)
+
+
+class ShiftedStart(gym.Wrapper):
+    """Starts the lander at the top of the screen but at x = +-0.7 (side drawn from the env's
+    RNG) instead of x = 0. The bundled demonstrations never visit |x| > 0.6 while y > 1.0 (checked
+    in tests/test_rbc_lunar.py), so every episode begins in a state no demonstration has seen."""
+
+    def reset(self, **kwargs):
+        self.env.reset(**kwargs)
+        lunar = self.env.unwrapped
+        side = 1.0 if lunar.np_random.random() < 0.5 else -1.0
+        dx = side * SHIFTED_X * (600 / 30.0 / 2)  # observation x -> world metres (VIEWPORT_W / SCALE / 2)
+        for body in [lunar.lander, *lunar.legs]:
+            body.position = (body.position[0] + dx, body.position[1])
+        obs, *_, info = lunar.step(0)  # one no-op step to read the moved state (and reset reward shaping)
+        return obs, info
+
+
+def make_env(env_id: str, start_state: str, seed: int, video_folder: str | None = None) -> gym.Env:
+    env = gym.make(env_id, render_mode="rgb_array" if video_folder else None)
+    if start_state == "shifted":
+        env = ShiftedStart(env)
+    env = gym.wrappers.RecordEpisodeStatistics(env)  # the true environment return, never the SQIL reward
+    if video_folder:
+        env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: episode < 3)
+    env.action_space.seed(seed)
+    return env
+
+
+def landing_success(env: gym.Env, obs: np.ndarray, terminated: bool) -> bool:
+    """At rest (Box2D put the lander to sleep), both legs down, centre between the flags."""
+    return bool(terminated and not env.unwrapped.lander.awake and abs(obs[0]) <= 0.2 and obs[6] > 0 and obs[7] > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Demonstrations (format: README, "Demonstrations"); each script carries this small loader.
+# ---------------------------------------------------------------------------------------------
+def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, np.ndarray]:
+    if not Path(path).is_file():
+        sys.exit(f"error: demonstration file {path} does not exist.")
+    try:
+        data = dict(np.load(path))
+        metadata = json.loads(str(data["metadata"]))
+        lengths = data["episode_lengths"]
+        obs, final_obs = data["obs"], data["final_obs"]
+    except Exception as error:
+        sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
+    expected_obs = {
+        "type": "Box",
+        "shape": list(env.observation_space.shape),
+        "dtype": str(env.observation_space.dtype),
+    }
+    expected_act = {"type": "Discrete", "n": int(env.action_space.n)}
+    if metadata["observation_space"] != expected_obs or metadata["action_space"] != expected_act:
+        sys.exit(
+            f"error: {path} holds observations {metadata['observation_space']} and actions "
+            f"{metadata['action_space']}, but the environment has {expected_obs} and {expected_act}."
+        )
+    if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
+        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+    ends = np.cumsum(lengths) - 1  # the last step of every episode
+    next_obs = np.concatenate([obs[1:], obs[:1]])
+    next_obs[ends] = final_obs
+    steps = int(lengths[:num_episodes].sum())
+    return dict(
+        obs=obs[:steps],
+        actions=data["actions"][:steps],
+        next_obs=next_obs[:steps],
+        terminated=data["terminated"][:steps],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The soft Q network and the objectives (paper Eq. 1-6).
+# ---------------------------------------------------------------------------------------------
+class QNetwork(nn.Module):
+    """Two fully connected layers of 128 units (paper, Section A.3)."""
+
+    def __init__(self, obs_dim: int, n_actions: int):
+        super().__init__()
+        self.network = nn.Sequential(
+            nn.Linear(obs_dim, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, n_actions)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+
+def soft_value(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
+    """V(s) = alpha * log sum_a exp(Q(s, a) / alpha)  (Eq. 2)."""
+    return alpha * torch.logsumexp(q_values / alpha, dim=-1)
+
+
+def soft_bellman_error(q_sa, next_q_values, rewards, terminated, gamma: float, alpha: float, r_abs: float):
+    """Q(s, a) - (r + gamma V(s')), the term squared in B (Eq. 6). A terminated transition enters an
+    absorbing state, V(s') = r_abs / (1 - gamma) (Section 2); a truncated one bootstraps from s'."""
+    absorbing_value = r_abs / (1.0 - gamma) if r_abs != 0.0 else 0.0
+    next_v = torch.where(terminated, absorbing_value, soft_value(next_q_values, alpha))
+    return q_sa - (rewards + gamma * next_v)
+
+
+def bc_nll(q_values: torch.Tensor, actions: torch.Tensor, alpha: float) -> torch.Tensor:
+    """-log pi(a|s) = -(Q(s, a) - V(s)) / alpha  (Eq. 4, with the temperature written out)."""
+    return -(q_values.gather(1, actions[:, None]).squeeze(1) - soft_value(q_values, alpha)) / alpha
+
+
+class TransitionBuffer:
+    """Transitions (s, a, s', terminated) held as tensors on the training device. SQIL keeps two:
+    the demonstrations, filled once and never evicted, and the agent's own, a circular buffer."""
+
+    def __init__(self, capacity: int, obs_dim: int, device: torch.device):
+        self.obs = torch.zeros((capacity, obs_dim), device=device)
+        self.next_obs = torch.zeros((capacity, obs_dim), device=device)
+        self.actions = torch.zeros(capacity, dtype=torch.long, device=device)
+        self.terminated = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.capacity, self.size, self.position, self.device = capacity, 0, 0, device
+
+    def add(self, obs, actions, next_obs, terminated) -> None:
+        """Adds a batch of transitions (a whole rollout at once), overwriting the oldest when full."""
+        n = min(len(actions), self.capacity)
+        rows = (self.position + torch.arange(n, device=self.device)) % self.capacity
+        for buffer, values in zip(
+            (self.obs, self.actions, self.next_obs, self.terminated), (obs, actions, next_obs, terminated)
+        ):
+            buffer[rows] = torch.as_tensor(np.asarray(values)[-n:], device=self.device).to(buffer.dtype)
+        self.position = (self.position + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, n: int):
+        idx = torch.randint(0, self.size, (n,), device=self.device)
+        return self.obs[idx], self.actions[idx], self.next_obs[idx], self.terminated[idx]
+
+
+# ---------------------------------------------------------------------------------------------
+# Acting: one episode with the imitation policy (Boltzmann or greedy) or the uniform policy.
+# ---------------------------------------------------------------------------------------------
+def run_episode(env: gym.Env, q_network: QNetwork, policy: str, alpha: float, device: torch.device, seed=None):
+    """Plays one episode; returns its transitions, true return, length and landing success."""
+    obs, _ = env.reset(seed=seed)
+    episode = {"obs": [], "actions": [], "next_obs": [], "terminated": []}
+    done = False
+    while not done:
+        if policy == "uniform":
+            action = env.action_space.sample()
+        else:
+            with torch.no_grad():
+                q_values = q_network(torch.as_tensor(obs, device=device)[None])
+            if policy == "greedy":
+                action = int(q_values.argmax())
+            else:  # Boltzmann: pi(a|s) proportional to exp(Q(s, a) / alpha)  (Eq. 1)
+                action = int(torch.multinomial(F.softmax(q_values[0] / alpha, dim=-1), 1))
+        next_obs, _, terminated, truncated, info = env.step(action)
+        for key, value in zip(episode, (obs, action, next_obs, terminated)):
+            episode[key].append(value)
+        obs, done = next_obs, terminated or truncated
+    stats = info["episode"]
+    return (
+        {k: np.asarray(v) for k, v in episode.items()},
+        float(stats["r"]),
+        int(stats["l"]),
+        landing_success(env, obs, terminated),
+    )
+
+
+def evaluate(env: gym.Env, q_network: QNetwork, policy: str, episodes: int, alpha: float, device, seed: int):
+    results = [run_episode(env, q_network, policy, alpha, device, seed=seed + i)[1:] for i in range(episodes)]
+    returns, _, successes = zip(*results)
+    return float(np.mean(returns)), float(np.mean(successes))
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    eval_start_state = args.eval_start_state or args.start_state
+    run_name = f"{args.env_id}__{args.exp_name}__{args.loss}__{args.start_state}__{args.seed}__{int(time.time())}"
+    if args.track:
+        import wandb
+
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=vars(args),
+            name=run_name,
+            save_code=True,
+        )
+    writer = SummaryWriter(f"runs/{run_name}")
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % "\n".join(f"|{key}|{value}|" for key, value in vars(args).items()),
+    )
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    try:
+        env = make_env(args.env_id, args.start_state, args.seed)
+        eval_env = make_env(args.env_id, eval_start_state, args.seed + 10_000)
+    except gym.error.Error as error:
+        sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
+    if not isinstance(env.action_space, gym.spaces.Discrete) or not hasattr(env.unwrapped, "lander"):
+        sys.exit(f"error: rbc_lunar.py needs a LunarLander environment with discrete actions, not {args.env_id!r}.")
+    obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
+
+    q_network = QNetwork(obs_dim, n_actions).to(device)
+    target_network = QNetwork(obs_dim, n_actions).to(device)
+    target_network.load_state_dict(q_network.state_dict())
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
+
+    # D_demo: the demonstrations, never evicted. D_samp: the agent's rollouts (reward 0 in SQIL).
+    demos = load_demos(args.demo_path, env, args.num_demos)
+    demo_buffer = TransitionBuffer(len(demos["actions"]), obs_dim, device)
+    demo_buffer.add(demos["obs"], demos["actions"], demos["next_obs"], demos["terminated"])
+    agent_buffer = TransitionBuffer(args.buffer_size, obs_dim, device)
+    half = args.batch_size // 2
+    demo_rewards = torch.full((half,), args.r_demo, device=device)
+    zero_rewards = torch.zeros(half, device=device)
+
+    rollout_policy = "boltzmann" if args.rollout_policy == "imitation" else "uniform"
+    env.reset(seed=args.seed)  # seeds the environment's RNG; later resets continue its stream
+    env_steps, training_successes, start_time = 0, [], time.time()
+    for step in range(args.total_gradient_steps):
+        # Algorithm 1, lines 5-7: every k gradient steps, one rollout joins D_samp (the first before
+        # any gradient step, so that both halves of every batch exist from the start).
+        if step % args.k == 0:
+            rollout, episodic_return, length, success = run_episode(env, q_network, rollout_policy, args.alpha, device)
+            agent_buffer.add(rollout["obs"], rollout["actions"], rollout["next_obs"], rollout["terminated"])
+            if args.rollout_policy == "uniform":  # the ablation's rollouts say nothing of pi_theta: measure it
+                _, episodic_return, length, success = run_episode(env, q_network, "boltzmann", args.alpha, device)
+            env_steps += len(rollout["actions"])
+            training_successes.append(success)
+            writer.add_scalar("charts/episodic_return", episodic_return, step)
+            writer.add_scalar("charts/episodic_length", length, step)
+            writer.add_scalar("charts/success", success, step)
+            writer.add_scalar("charts/env_steps", env_steps, step)
+
+        # Algorithm 1, line 4: one gradient step on a batch of half demonstrations, half agent transitions.
+        demo_obs, demo_actions, demo_next_obs, demo_terminated = demo_buffer.sample(half)
+        samp_obs, samp_actions, samp_next_obs, samp_terminated = agent_buffer.sample(half)
+        q_values = q_network(torch.cat([demo_obs, samp_obs]))
+        q_sa = q_values.gather(1, torch.cat([demo_actions, samp_actions])[:, None]).squeeze(1)
+        with torch.no_grad():
+            next_q_values = target_network(torch.cat([demo_next_obs, samp_next_obs]))
+        terminated = torch.cat([demo_terminated, samp_terminated])
+        if args.loss == "sqil":  # Eq. 8: B(D_demo, r_demo) + lambda_samp * B(D_samp, 0), as batch means
+            errors = soft_bellman_error(
+                q_sa,
+                next_q_values,
+                torch.cat([demo_rewards, zero_rewards]),
+                terminated,
+                args.gamma,
+                args.alpha,
+                args.r_abs,
+            )
+            bellman_demo, bellman_samp = (errors[:half] ** 2).mean(), (errors[half:] ** 2).mean()
+            loss = bellman_demo + args.lambda_samp * bellman_samp
+        else:  # Eq. 5: BC negative log-likelihood (Eq. 4) + lambda * B(D_demo u D_samp, 0)
+            errors = soft_bellman_error(
+                q_sa,
+                next_q_values,
+                torch.zeros(2 * half, device=device),
+                terminated,
+                args.gamma,
+                args.alpha,
+                args.r_abs,
+            )
+            bellman_demo, bellman_samp = (errors[:half] ** 2).mean(), (errors[half:] ** 2).mean()
+            bc_loss = bc_nll(q_values[:half], demo_actions, args.alpha).mean()
+            loss = bc_loss + args.rbc_lambda * (errors**2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+        if step % args.target_network_frequency == 0:
+            for target_param, param in zip(target_network.parameters(), q_network.parameters()):
+                target_param.data.copy_(args.tau * param.data + (1.0 - args.tau) * target_param.data)
+
+        if step % 1000 == 0:
+            writer.add_scalar("losses/loss", loss.item(), step)
+            writer.add_scalar("losses/bellman_demo", bellman_demo.item(), step)
+            writer.add_scalar("losses/bellman_samp", bellman_samp.item(), step)
+            if args.loss == "rbc":
+                writer.add_scalar("losses/bc", bc_loss.item(), step)
+            writer.add_scalar("losses/q_demo", q_sa[:half].mean().item(), step)
+            writer.add_scalar("losses/q_samp", q_sa[half:].mean().item(), step)
+            elapsed = time.time() - start_time
+            writer.add_scalar("charts/SPS", int(env_steps / elapsed), step)
+            writer.add_scalar("charts/gradient_steps_per_s", int((step + 1) / elapsed), step)
+
+        if (step + 1) % args.eval_frequency == 0:
+            for policy in ("greedy", "boltzmann"):
+                mean_return, success_rate = evaluate(
+                    eval_env,
+                    q_network,
+                    policy,
+                    args.eval_episodes,
+                    args.alpha,
+                    device,
+                    seed=args.seed + 1_000_000 + step,
+                )
+                writer.add_scalar(f"eval/{policy}_episodic_return", mean_return, step)
+                writer.add_scalar(f"eval/{policy}_success", success_rate, step)
+                print(
+                    f"step {step + 1}: env steps {env_steps}, eval {policy} return {mean_return:.1f} success {success_rate:.2f}"
+                )
+
+    # The paper's metric (Figure 4): the best success rate over 100 consecutive training episodes.
+    wall_time = time.time() - start_time
+    window = min(100, len(training_successes))
+    best_training_success = float(np.convolve(training_successes, np.ones(window) / window, "valid").max())
+    print(f"best success over {window} consecutive training episodes: {best_training_success:.2f}")
+    if args.save_model:
+        model_path = f"runs/{run_name}/{args.exp_name}.pt"
+        torch.save(q_network.state_dict(), model_path)
+        print(f"model saved to {model_path}")
+    final_env = make_env(
+        args.env_id, eval_start_state, args.seed + 20_000, f"videos/{run_name}" if args.capture_video else None
+    )
+    results = {
+        "args": vars(args),
+        "env_steps": env_steps,
+        "training_episodes": len(training_successes),
+        "best_training_success": best_training_success,
+        "best_training_success_window": window,
+        "wall_time_s": wall_time,
+    }
+    for policy in ("greedy", "boltzmann"):
+        mean_return, success_rate = evaluate(
+            final_env, q_network, policy, args.final_eval_episodes, args.alpha, device, seed=args.seed + 2_000_000
+        )
+        writer.add_scalar(f"eval/final_{policy}_episodic_return", mean_return, args.total_gradient_steps)
+        writer.add_scalar(f"eval/final_{policy}_success", success_rate, args.total_gradient_steps)
+        results[f"final_{policy}_return"], results[f"final_{policy}_success"] = mean_return, success_rate
+        print(
+            f"final {policy} evaluation ({eval_start_state} start): return {mean_return:.1f}, success {success_rate:.2f}"
+        )
+    final_env.close()
+    with open(f"runs/{run_name}/results.json", "w") as f:
+        json.dump(results, f, indent=1)
+    env.close()
+    writer.close()

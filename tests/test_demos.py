@@ -1,0 +1,97 @@
+"""The bundled demonstrations: they load, hold the documented keys, replay to their checksums,
+and bad files stop the loader with one sentence."""
+
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import collect_demos  # noqa: E402
+
+BUNDLED = sorted((ROOT / "demos").glob("*.npz"))
+DOCUMENTED_KEYS = collect_demos.REQUIRED_KEYS | {"episode_seeds"}
+
+
+def test_every_paper_environment_of_this_issue_is_bundled():
+    names = {p.stem for p in BUNDLED}
+    for env_id in ["LunarLander-v3", "PongNoFrameskip-v4", "BreakoutNoFrameskip-v4", "SpaceInvadersNoFrameskip-v4"]:
+        assert env_id in names
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+def test_bundled_file_loads_and_is_consistent(path):
+    raw = np.load(path)
+    assert DOCUMENTED_KEYS <= set(raw.keys())
+    metadata = json.loads(str(raw["metadata"]))
+    assert metadata["env_id"] == path.stem
+    lengths = raw["episode_lengths"]
+    assert lengths.sum() == len(raw["actions"]) == len(raw["terminated"]) == len(raw["truncated"])
+    # every episode ends exactly once, at its last step, terminated or truncated but not both
+    ends = np.zeros(len(raw["actions"]), dtype=bool)
+    ends[np.cumsum(lengths) - 1] = True
+    assert np.array_equal(raw["terminated"] | raw["truncated"], ends)
+    assert not (raw["terminated"] & raw["truncated"]).any()
+    # returns are the sums of the recorded rewards
+    per_episode = np.add.reduceat(raw["rewards"].astype(np.float64), np.r_[0, np.cumsum(lengths)[:-1]])
+    np.testing.assert_allclose(per_episode, raw["episode_returns"], rtol=1e-5, atol=1e-3)
+
+    env = collect_demos.make_env(metadata["env_id"])
+    demos = collect_demos.load_demos(str(path), env.observation_space, env.action_space)  # replays Atari
+    assert demos["obs"].shape == demos["next_obs"].shape == (lengths.sum(), *env.observation_space.shape)
+    inside = ~ends[:-1]  # within an episode, the next observation is the following row's observation
+    assert np.array_equal(demos["next_obs"][:-1][inside], demos["obs"][1:][inside])
+
+
+def test_loader_rejects_missing_file(tmp_path):
+    env = gym.make("LunarLander-v3")
+    with pytest.raises(SystemExit, match="does not exist"):
+        collect_demos.load_demos(str(tmp_path / "nope.npz"), env.observation_space, env.action_space)
+
+
+def test_loader_rejects_a_file_in_another_format(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a numpy file")
+    env = gym.make("LunarLander-v3")
+    with pytest.raises(SystemExit, match="not a demonstration file"):
+        collect_demos.load_demos(str(bad), env.observation_space, env.action_space)
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(SystemExit, match="not a demonstration file"):
+        collect_demos.load_demos(str(tmp_path / "other.npz"), env.observation_space, env.action_space)
+
+
+def test_loader_rejects_mismatched_spaces_but_not_other_env_ids():
+    lunar = str(ROOT / "demos" / "LunarLander-v3.npz")
+    cartpole = gym.make("CartPole-v1")
+    with pytest.raises(SystemExit, match="but the environment has"):
+        collect_demos.load_demos(lunar, cartpole.observation_space, cartpole.action_space)
+    # spaces decide, not names: the same spaces under another id load fine
+    shifted = gym.make("LunarLander-v3", gravity=-9.0)
+    assert len(collect_demos.load_demos(lunar, shifted.observation_space, shifted.action_space)["obs"]) > 0
+
+
+def test_replay_divergence_is_a_clear_error(tmp_path):
+    path = min((p for p in BUNDLED if "NoFrameskip" in p.stem), key=lambda p: p.stat().st_size)
+    data = dict(np.load(path))
+    data["actions"] = data["actions"].copy()
+    data["actions"][5:50] = (data["actions"][5:50] + 1) % 4  # a different game from step 5 on
+    np.savez(tmp_path / "tampered.npz", **data)
+    env = collect_demos.make_env(path.stem)
+    with pytest.raises(SystemExit, match="gave other frames than were recorded"):
+        collect_demos.load_demos(str(tmp_path / "tampered.npz"), env.observation_space, env.action_space)
+
+
+def test_collect_and_summarise(run_script, tmp_path):
+    out = tmp_path / "ll.npz"
+    run_script(
+        "collect_demos.py", "--env-id", "LunarLander-v3", "--num-episodes", "3", "--seed", "5", "--out", str(out)
+    )
+    summary = run_script("collect_demos.py", "--summary", str(out)).stdout
+    assert "episodes 3" in summary and "landing success rate" in summary
+    assert list(np.load(out)["episode_seeds"]) == [5, 6, 7]
+    bad = run_script("collect_demos.py", "--summary", str(tmp_path / "missing.npz"), check=False)
+    assert bad.returncode != 0 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
