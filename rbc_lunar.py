@@ -145,7 +145,6 @@ def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, n
         data = dict(np.load(path))
         metadata = json.loads(str(data["metadata"]))
         lengths = data["episode_lengths"]
-        obs, final_obs = data["obs"], data["final_obs"]
     except Exception as error:
         sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
     expected_obs = {
@@ -161,9 +160,10 @@ def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, n
         )
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
         sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+    obs = data["obs"]
     ends = np.cumsum(lengths) - 1  # the last step of every episode
     next_obs = np.concatenate([obs[1:], obs[:1]])
-    next_obs[ends] = final_obs
+    next_obs[ends] = data["final_obs"]
     steps = int(lengths[:num_episodes].sum())
     return dict(
         obs=obs[:steps],
@@ -232,6 +232,13 @@ class TransitionBuffer:
     def sample(self, n: int):
         idx = torch.randint(0, self.size, (n,), device=self.device)
         return self.obs[idx], self.actions[idx], self.next_obs[idx], self.terminated[idx]
+
+
+def balanced_batch(demo_buffer: TransitionBuffer, agent_buffer: TransitionBuffer, batch_size: int):
+    """SQIL's balanced sample (Section 4): rows [:batch_size // 2] from D_demo, the rest from D_samp,
+    however few agent transitions there are yet."""
+    half = batch_size // 2
+    return [torch.cat(pair) for pair in zip(demo_buffer.sample(half), agent_buffer.sample(half))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,8 +325,9 @@ if __name__ == "__main__":
     demo_buffer.add(demos["obs"], demos["actions"], demos["next_obs"], demos["terminated"])
     agent_buffer = TransitionBuffer(args.buffer_size, obs_dim, device)
     half = args.batch_size // 2
-    demo_rewards = torch.full((half,), args.r_demo, device=device)
-    zero_rewards = torch.zeros(half, device=device)
+    # SQIL rewards demonstrations with r_demo and the agent's transitions with 0; RBC's penalty uses 0 for both.
+    demo_reward = args.r_demo if args.loss == "sqil" else 0.0
+    rewards = torch.cat([torch.full((half,), demo_reward), torch.zeros(args.batch_size - half)]).to(device)
 
     rollout_policy = "boltzmann" if args.rollout_policy == "imitation" else "uniform"
     env.reset(seed=args.seed)  # seeds the environment's RNG; later resets continue its stream
@@ -340,37 +348,17 @@ if __name__ == "__main__":
             writer.add_scalar("charts/env_steps", env_steps, step)
 
         # Algorithm 1, line 4: one gradient step on a batch of half demonstrations, half agent transitions.
-        demo_obs, demo_actions, demo_next_obs, demo_terminated = demo_buffer.sample(half)
-        samp_obs, samp_actions, samp_next_obs, samp_terminated = agent_buffer.sample(half)
-        q_values = q_network(torch.cat([demo_obs, samp_obs]))
-        q_sa = q_values.gather(1, torch.cat([demo_actions, samp_actions])[:, None]).squeeze(1)
+        obs, actions, next_obs, terminated = balanced_batch(demo_buffer, agent_buffer, args.batch_size)
+        q_values = q_network(obs)
+        q_sa = q_values.gather(1, actions[:, None]).squeeze(1)
         with torch.no_grad():
-            next_q_values = target_network(torch.cat([demo_next_obs, samp_next_obs]))
-        terminated = torch.cat([demo_terminated, samp_terminated])
+            next_q_values = target_network(next_obs)
+        errors = soft_bellman_error(q_sa, next_q_values, rewards, terminated, args.gamma, args.alpha, args.r_abs)
+        bellman_demo, bellman_samp = (errors[:half] ** 2).mean(), (errors[half:] ** 2).mean()
         if args.loss == "sqil":  # Eq. 8: B(D_demo, r_demo) + lambda_samp * B(D_samp, 0), as batch means
-            errors = soft_bellman_error(
-                q_sa,
-                next_q_values,
-                torch.cat([demo_rewards, zero_rewards]),
-                terminated,
-                args.gamma,
-                args.alpha,
-                args.r_abs,
-            )
-            bellman_demo, bellman_samp = (errors[:half] ** 2).mean(), (errors[half:] ** 2).mean()
             loss = bellman_demo + args.lambda_samp * bellman_samp
         else:  # Eq. 5: BC negative log-likelihood (Eq. 4) + lambda * B(D_demo u D_samp, 0)
-            errors = soft_bellman_error(
-                q_sa,
-                next_q_values,
-                torch.zeros(2 * half, device=device),
-                terminated,
-                args.gamma,
-                args.alpha,
-                args.r_abs,
-            )
-            bellman_demo, bellman_samp = (errors[:half] ** 2).mean(), (errors[half:] ** 2).mean()
-            bc_loss = bc_nll(q_values[:half], demo_actions, args.alpha).mean()
+            bc_loss = bc_nll(q_values[:half], actions[:half], args.alpha).mean()
             loss = bc_loss + args.rbc_lambda * (errors**2).mean()
         optimizer.zero_grad()
         loss.backward()

@@ -1,0 +1,166 @@
+"""rbc_lunar.py: exact checks of the objectives (Eq. 4-8, Appendix A.1), the balanced batch, the
+shifted start, and smoke runs of every loss and ablation flag."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import rbc_lunar  # noqa: E402
+from rbc_lunar import QNetwork, TransitionBuffer, bc_nll, soft_bellman_error, soft_value  # noqa: E402
+
+DEMOS = ROOT / "demos" / "LunarLander-v3.npz"
+
+
+def test_soft_bellman_target_terminated_vs_truncated_and_r_abs():
+    q_sa = torch.tensor([1.0, 1.0, 1.0])
+    next_q = torch.log(torch.tensor([[1.0, 3.0], [1.0, 3.0], [1.0, 3.0]]))  # V(s') = log(1 + 3) with alpha = 1
+    rewards = torch.tensor([0.5, 0.5, 0.5])
+    terminated = torch.tensor([False, True, True])  # a truncated transition is simply not terminated
+    gamma = 0.9
+    errors = soft_bellman_error(q_sa, next_q, rewards, terminated, gamma, alpha=1.0, r_abs=0.0)
+    expected_bootstrap = 1.0 - (0.5 + gamma * np.log(4.0))
+    assert errors[0].item() == pytest.approx(expected_bootstrap)
+    assert errors[1].item() == pytest.approx(1.0 - 0.5)  # absorbing state, V = 0 / (1 - gamma)
+    with_r_abs = soft_bellman_error(q_sa, next_q, rewards, terminated, gamma, alpha=1.0, r_abs=0.2)
+    assert with_r_abs[2].item() == pytest.approx(1.0 - (0.5 + gamma * 0.2 / (1 - gamma)))
+    assert with_r_abs[0].item() == pytest.approx(expected_bootstrap)  # r_abs touches terminal transitions only
+
+
+def test_soft_value_and_temperature():
+    q = torch.tensor([[0.0, 2.0, -1.0]])
+    assert soft_value(q, 1.0).item() == pytest.approx(np.log(1 + np.exp(2) + np.exp(-1)))
+    assert soft_value(q, 0.5).item() == pytest.approx(0.5 * np.log(1 + np.exp(4) + np.exp(-2)))
+    assert soft_value(q, 1e-3).item() == pytest.approx(2.0, abs=1e-3)  # alpha -> 0 gives the hard max
+    probabilities = torch.exp(-bc_nll(q.expand(3, 3), torch.arange(3), 1.0))
+    np.testing.assert_allclose(probabilities.numpy(), torch.softmax(q[0], -1).numpy(), rtol=1e-6)
+
+
+def test_sqil_gradient_equals_regularised_bc_gradient_appendix_a1():
+    """With gamma = 1 and absorbing terminal states (V(s_T) = 0), the gradient of Eq. 7,
+    l_BC + lambda_demo B(D_demo, 0) + lambda_samp B(D_samp, 0) - sum V(s_0), equals
+    lambda_demo * grad[B(D_demo, 1 / (2 lambda_demo)) + (lambda_samp / lambda_demo) B(D_samp, 0)] (Eq. 8-10)."""
+    torch.manual_seed(0)
+    net = QNetwork(3, 4).double()
+    lambda_demo, lambda_samp = 0.7, 0.3
+
+    def trajectory(length):  # states s_0..s_T (s_T absorbing), actions a_0..a_{T-1}
+        return torch.randn(length + 1, 3, dtype=torch.float64), torch.randint(0, 4, (length,))
+
+    demos, samples = [trajectory(4), trajectory(2)], [trajectory(3)]
+
+    def bellman_sum(trajectories, reward):  # B (Eq. 6) with V_theta itself at s_{t+1}: no target network
+        total = 0.0
+        for states, actions in trajectories:
+            q = net(states)
+            q_sa = q[:-1].gather(1, actions[:, None]).squeeze(1)
+            terminated = torch.zeros(len(actions), dtype=torch.bool)
+            terminated[-1] = True
+            errors = soft_bellman_error(q_sa, q[1:], torch.full_like(q_sa, reward), terminated, 1.0, 1.0, 0.0)
+            total = total + (errors**2).sum()
+        return total
+
+    def gradient(loss):
+        net.zero_grad()
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in net.parameters()])
+
+    def eq7(with_v_start=True):
+        bc = sum(bc_nll(net(s)[:-1], a, 1.0).sum() for s, a in demos)
+        v_start = sum(soft_value(net(s)[:1], 1.0).sum() for s, _ in demos)
+        penalty = lambda_demo * bellman_sum(demos, 0.0) + lambda_samp * bellman_sum(samples, 0.0)
+        return bc + penalty - (v_start if with_v_start else 0.0)
+
+    def eq8():
+        ratio = lambda_samp / lambda_demo
+        return lambda_demo * (bellman_sum(demos, 1 / (2 * lambda_demo)) + ratio * bellman_sum(samples, 0.0))
+
+    g7, g8 = gradient(eq7()), gradient(eq8())
+    assert g7.abs().max() > 1e-3  # not trivially zero
+    torch.testing.assert_close(g7, g8)
+    # the V(s_0) terms are what make the sum telescope: RBC alone (Eq. 5) has another gradient
+    assert not torch.allclose(gradient(eq7(with_v_start=False)), g8)
+
+
+def test_transition_buffer_wraps_and_demo_buffer_is_never_overwritten():
+    buffer = TransitionBuffer(5, 1, torch.device("cpu"))
+    for start in (0, 3, 6):
+        obs = np.arange(start, start + 3, dtype=np.float32)[:, None]
+        buffer.add(obs, np.zeros(3, dtype=np.int64), obs + 100, np.zeros(3, dtype=bool))
+    assert buffer.size == 5
+    assert sorted(buffer.obs[:, 0].tolist()) == [4, 5, 6, 7, 8]  # the oldest four were evicted
+    assert torch.equal(buffer.next_obs, buffer.obs + 100)  # rows stay whole transitions
+
+
+def test_balanced_batch_is_half_demonstrations():
+    """The batch the training loop uses: first half from D_demo, second half from D_samp, even when
+    D_samp holds far fewer transitions than D_demo."""
+    demo_buffer = TransitionBuffer(1000, 8, torch.device("cpu"))
+    agent_buffer = TransitionBuffer(1000, 8, torch.device("cpu"))
+    demo_buffer.add(
+        np.ones((1000, 8), np.float32), np.zeros(1000, np.int64), np.ones((1000, 8), np.float32), np.zeros(1000, bool)
+    )
+    agent_buffer.add(-np.ones((7, 8), np.float32), np.ones(7, np.int64), -np.ones((7, 8), np.float32), np.ones(7, bool))
+    obs, actions, next_obs, terminated = rbc_lunar.balanced_batch(demo_buffer, agent_buffer, 64)
+    assert obs.shape == (64, 8) and actions.shape == next_obs.shape[:1] == terminated.shape == (64,)
+    assert (obs[:32] == 1).all() and (actions[:32] == 0).all() and not terminated[:32].any()
+    assert (obs[32:] == -1).all() and (actions[32:] == 1).all() and terminated[32:].all()
+
+
+def test_shifted_start_is_never_visited_by_the_demonstrations():
+    data = np.load(DEMOS)
+    obs = data["obs"]
+    high = obs[:, 1] > 1.0
+    assert np.abs(obs[high, 0]).max() < 0.6  # the demonstrations stay near the centre while high up
+    for seed in range(20):
+        env = rbc_lunar.make_env("LunarLander-v3", "shifted", seed)
+        start, _ = env.reset(seed=seed)
+        assert abs(abs(start[0]) - rbc_lunar.SHIFTED_X) < 0.05 and start[1] > 1.3
+        distances = np.linalg.norm(obs[:, :2] - start[:2], axis=1)
+        assert distances.min() > 0.2
+    demo_env = rbc_lunar.make_env("LunarLander-v3", "demo", 0)
+    assert abs(demo_env.reset(seed=0)[0][0]) < 0.02
+
+
+FLAGS = ["--total-gradient-steps", "400", "--k", "50", "--eval-frequency", "200", "--eval-episodes", "1"]
+FLAGS += ["--final-eval-episodes", "2", "--batch-size", "16", "--num-demos", "5", "--no-cuda"]
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        ["--loss", "sqil"],
+        ["--loss", "sqil", "--lambda-samp", "0"],
+        ["--loss", "sqil", "--gamma", "0"],
+        ["--loss", "sqil", "--rollout-policy", "uniform", "--start-state", "shifted"],
+        ["--loss", "rbc", "--start-state", "shifted", "--eval-start-state", "demo"],
+        ["--loss", "rbc", "--rbc-lambda", "0", "--buffer-size", "100", "--save-model"],
+    ],
+    ids=lambda v: "_".join(a.strip("-") for a in v),
+)
+def test_smoke(run_script, tmp_path, variant):
+    result = run_script("rbc_lunar.py", *FLAGS, *variant)
+    assert "final greedy evaluation" in result.stdout
+    (results_file,) = tmp_path.glob("runs/*/results.json")
+    results = json.loads(results_file.read_text())
+    assert results["training_episodes"] == 400 // 50
+    assert results["env_steps"] >= results["training_episodes"]  # whole episodes were played to their ends
+    assert 0.0 <= results["final_greedy_success"] <= 1.0
+    if "--save-model" in variant:
+        assert list(tmp_path.glob("runs/*/rbc_lunar.pt"))
+
+
+def test_bad_demonstrations_are_one_clear_sentence(run_script, tmp_path):
+    missing = run_script("rbc_lunar.py", *FLAGS, "--demo-path", str(tmp_path / "none.npz"), check=False)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    pong = str(ROOT / "demos" / "PongNoFrameskip-v4.npz")
+    mismatched = run_script("rbc_lunar.py", *FLAGS, "--demo-path", pong, check=False)
+    assert mismatched.returncode != 0 and "but the environment has" in mismatched.stderr
+    assert "Traceback" not in mismatched.stderr
+    too_many = run_script("rbc_lunar.py", *FLAGS[:-3], "--num-demos", "1000", check=False)
+    assert too_many.returncode != 0 and "--num-demos" in too_many.stderr
