@@ -399,6 +399,10 @@ if __name__ == "__main__":
 
     # The paper's metric (Figure 4): the best success rate over 100 consecutive training episodes.
     wall_time = time.time() - start_time
+    print(
+        f"trained {args.total_gradient_steps} gradient steps and {env_steps} env steps in {wall_time:.0f} s "
+        f"({args.total_gradient_steps / wall_time:.0f} gradient steps/s, {env_steps / wall_time:.0f} env steps/s)"
+    )
     window = min(100, len(training_successes))
     best_training_success = float(np.convolve(training_successes, np.ones(window) / window, "valid").max())
     print(f"best success over {window} consecutive training episodes: {best_training_success:.2f}")
@@ -416,6 +420,7 @@ if __name__ == "__main__":
         "best_training_success": best_training_success,
         "best_training_success_window": window,
         "wall_time_s": wall_time,
+        "device": str(device),
     }
     for policy in ("greedy", "boltzmann"):
         mean_return, success_rate = evaluate(

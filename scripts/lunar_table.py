@@ -10,6 +10,7 @@ filled across sessions. The Random row plays the uniform policy (no training).
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -40,9 +41,9 @@ def run(row: str, start: str, seed: int, steps: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     flags = [*ROWS[row][0], "--start-state", start, "--seed", str(seed), "--total-gradient-steps", str(steps)]
     with open(out / "log.txt", "w") as log:
-        subprocess.run(
-            [sys.executable, str(ROOT / "rbc_lunar.py"), *flags], cwd=out, stdout=log, stderr=log, check=True
-        )
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; runs go in parallel
+        command = [sys.executable, str(ROOT / "rbc_lunar.py"), *flags]
+        subprocess.run(command, cwd=out, stdout=log, stderr=log, check=True, env=env)
     (produced,) = out.glob("runs/*/results.json")
     produced.rename(out / "results.json")
 
