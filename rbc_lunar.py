@@ -63,6 +63,8 @@ class Args:
     """start states for evaluation (default: the same as `start_state`)"""
     rollout_policy: Literal["imitation", "uniform"] = "imitation"
     """who samples the rollouts added to D_samp: pi_theta (Algorithm 1) or a uniform random policy (ablation)"""
+    max_episode_steps: int | None = None
+    """cut episodes after this many steps, as truncations (default: the environment's own 1,000)"""
     total_gradient_steps: int = 100_000
     """gradient steps of Algorithm 1 (line 4)"""
     k: int = 200
@@ -119,8 +121,10 @@ class ShiftedStart(gym.Wrapper):
         return obs, info
 
 
-def make_env(env_id: str, start_state: str, seed: int, video_folder: str | None = None) -> gym.Env:
-    env = gym.make(env_id, render_mode="rgb_array" if video_folder else None)
+def make_env(
+    env_id: str, start_state: str, seed: int, max_episode_steps: int | None = None, video_folder: str | None = None
+) -> gym.Env:
+    env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array" if video_folder else None)
     if start_state == "shifted":
         env = ShiftedStart(env)
     env = gym.wrappers.RecordEpisodeStatistics(env)  # the true environment return, never the SQIL reward
@@ -306,8 +310,8 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     try:
-        env = make_env(args.env_id, args.start_state, args.seed)
-        eval_env = make_env(args.env_id, eval_start_state, args.seed + 10_000)
+        env = make_env(args.env_id, args.start_state, args.seed, args.max_episode_steps)
+        eval_env = make_env(args.env_id, eval_start_state, args.seed + 10_000, args.max_episode_steps)
     except gym.error.Error as error:
         sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
     if not isinstance(env.action_space, gym.spaces.Discrete) or not hasattr(env.unwrapped, "lander"):
@@ -410,9 +414,8 @@ if __name__ == "__main__":
         model_path = f"runs/{run_name}/{args.exp_name}.pt"
         torch.save(q_network.state_dict(), model_path)
         print(f"model saved to {model_path}")
-    final_env = make_env(
-        args.env_id, eval_start_state, args.seed + 20_000, f"videos/{run_name}" if args.capture_video else None
-    )
+    video_folder = f"videos/{run_name}" if args.capture_video else None
+    final_env = make_env(args.env_id, eval_start_state, args.seed + 20_000, args.max_episode_steps, video_folder)
     results = {
         "args": vars(args),
         "env_steps": env_steps,

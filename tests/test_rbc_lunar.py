@@ -127,6 +127,18 @@ def test_shifted_start_is_never_visited_by_the_demonstrations():
     assert abs(demo_env.reset(seed=0)[0][0]) < 0.02
 
 
+def test_a_truncated_episode_is_stored_as_not_terminated():
+    """The time limit is a truncation: its last transition must bootstrap, so the rollout the
+    buffer receives marks it not terminated and keeps the real next state."""
+    env = rbc_lunar.make_env("LunarLander-v3", "demo", seed=0, max_episode_steps=7)
+    q_network = QNetwork(8, 4)
+    episode, _, length, success = rbc_lunar.run_episode(env, q_network, "boltzmann", 1.0, torch.device("cpu"), seed=3)
+    assert length == 7 and not success
+    assert not episode["terminated"].any()
+    assert np.array_equal(episode["next_obs"][:-1], episode["obs"][1:])
+    assert not np.array_equal(episode["next_obs"][-1], episode["obs"][-1])  # a real successor state, not a copy
+
+
 FLAGS = ["--total-gradient-steps", "400", "--k", "50", "--eval-frequency", "200", "--eval-episodes", "1"]
 FLAGS += ["--final-eval-episodes", "2", "--batch-size", "16", "--num-demos", "5", "--no-cuda"]
 
@@ -139,7 +151,8 @@ FLAGS += ["--final-eval-episodes", "2", "--batch-size", "16", "--num-demos", "5"
         ["--loss", "sqil", "--gamma", "0"],
         ["--loss", "sqil", "--rollout-policy", "uniform", "--start-state", "shifted"],
         ["--loss", "rbc", "--start-state", "shifted", "--eval-start-state", "demo"],
-        ["--loss", "rbc", "--rbc-lambda", "0", "--buffer-size", "100", "--save-model"],
+        ["--loss", "rbc", "--rbc-lambda", "0", "--buffer-size", "100", "--save-model", "--capture-video"],
+        ["--loss", "sqil", "--max-episode-steps", "30"],
     ],
     ids=lambda v: "_".join(a.strip("-") for a in v),
 )
@@ -153,6 +166,10 @@ def test_smoke(run_script, tmp_path, variant):
     assert 0.0 <= results["final_greedy_success"] <= 1.0
     if "--save-model" in variant:
         assert list(tmp_path.glob("runs/*/rbc_lunar.pt"))
+    if "--capture-video" in variant:
+        assert list(tmp_path.glob("videos/*/*.mp4"))
+    if "--max-episode-steps" in variant:  # every training episode was cut by the time limit or ended sooner
+        assert results["env_steps"] <= 30 * results["training_episodes"]
 
 
 def test_bad_demonstrations_are_one_clear_sentence(run_script, tmp_path):
