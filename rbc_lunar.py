@@ -321,7 +321,7 @@ if __name__ == "__main__":
     q_network = QNetwork(obs_dim, n_actions).to(device)
     target_network = QNetwork(obs_dim, n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel per step
 
     # D_demo: the demonstrations, never evicted. D_samp: the agent's rollouts (reward 0 in SQIL).
     demos = load_demos(args.demo_path, env, args.num_demos)

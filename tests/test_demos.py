@@ -95,3 +95,14 @@ def test_collect_and_summarise(run_script, tmp_path):
     assert list(np.load(out)["episode_seeds"]) == [5, 6, 7]
     bad = run_script("collect_demos.py", "--summary", str(tmp_path / "missing.npz"), check=False)
     assert bad.returncode != 0 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_collect_demos_regenerates_the_bundled_lunar_file(run_script, tmp_path):
+    """The bundled file is what the documented command makes: its first episodes come out again."""
+    out = tmp_path / "again.npz"
+    run_script("collect_demos.py", "--env-id", "LunarLander-v3", "--num-episodes", "3", "--out", str(out))
+    again, bundled = np.load(out), np.load(ROOT / "demos" / "LunarLander-v3.npz")
+    steps = int(again["episode_lengths"].sum())
+    assert np.array_equal(again["episode_lengths"], bundled["episode_lengths"][:3])
+    assert np.array_equal(again["actions"], bundled["actions"][:steps])
+    assert np.array_equal(again["obs"], bundled["obs"][:steps])
