@@ -77,6 +77,9 @@ class Args:
     """reward of demonstration transitions (SQIL)"""
     r_abs: float = 0.0
     """reward per step in an absorbing state: V(terminal) = r_abs / (1 - gamma)"""
+    absorbing: Literal["constant", "learned"] = "constant"
+    """constant: V(terminal) = r_abs / (1 - gamma), as the paper; learned: an explicit absorbing state whose
+    value is learned like any other (Kostrikov et al. 2019), r_abs unused (README, "LunarLander")"""
     alpha: float = 1.0
     """temperature of the Boltzmann policy and the soft value"""
     gamma: float = 0.99
@@ -121,12 +124,33 @@ class ShiftedStart(gym.Wrapper):
         return obs, info
 
 
+class AbsorbingFlag(gym.ObservationWrapper):
+    """Appends the absorbing-state flag, 0, to every observation (`--absorbing learned`). The absorbing
+    state itself, all zeros with the flag 1, exists only in the replay buffers."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.observation_space
+        low, high = np.append(space.low, 0).astype(np.float32), np.append(space.high, 1).astype(np.float32)
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+
+    def observation(self, obs):
+        return np.append(obs, 0).astype(np.float32)
+
+
 def make_env(
-    env_id: str, start_state: str, seed: int, max_episode_steps: int | None = None, video_folder: str | None = None
+    env_id: str,
+    start_state: str,
+    seed: int,
+    max_episode_steps: int | None = None,
+    video_folder: str | None = None,
+    absorbing_flag: bool = False,
 ) -> gym.Env:
     env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array" if video_folder else None)
     if start_state == "shifted":
         env = ShiftedStart(env)
+    if absorbing_flag:
+        env = AbsorbingFlag(env)
     env = gym.wrappers.RecordEpisodeStatistics(env)  # the true environment return, never the SQIL reward
     if video_folder:
         env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: episode < 3)
@@ -238,6 +262,26 @@ class TransitionBuffer:
         return self.obs[idx], self.actions[idx], self.next_obs[idx], self.terminated[idx]
 
 
+def with_absorbing_states(obs, actions, next_obs, terminated, n_actions: int):
+    """Kostrikov et al. (2019), Section 4.2: a terminated transition leads to an explicit absorbing
+    state instead of s_T, and the absorbing state loops to itself under every action. Nothing is
+    terminal any more: every target bootstraps, and the absorbing state gets the reward of whoever
+    reached it (r_demo after a demonstration, 0 after the agent's own episode). Observations carry
+    the absorbing flag as their last feature."""
+    next_obs, terminated = np.array(next_obs, dtype=np.float32), np.asarray(terminated, dtype=bool)
+    absorbing_state = np.zeros(next_obs.shape[1], dtype=np.float32)
+    absorbing_state[-1] = 1.0
+    next_obs[terminated] = absorbing_state
+    loops = np.tile(absorbing_state, (int(terminated.sum()) * n_actions, 1))
+    loop_actions = np.tile(np.arange(n_actions), int(terminated.sum()))
+    return (
+        np.concatenate([np.asarray(obs, dtype=np.float32), loops]),
+        np.concatenate([np.asarray(actions), loop_actions]),
+        np.concatenate([next_obs, loops]),
+        np.zeros(len(next_obs) + len(loops), dtype=bool),
+    )
+
+
 def balanced_batch(demo_buffer: TransitionBuffer, agent_buffer: TransitionBuffer, batch_size: int):
     """SQIL's balanced sample (Section 4): rows [:batch_size // 2] from D_demo, the rest from D_samp,
     however few agent transitions there are yet."""
@@ -309,9 +353,12 @@ if __name__ == "__main__":
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
+    learned_absorbing = args.absorbing == "learned"
     try:
-        env = make_env(args.env_id, args.start_state, args.seed, args.max_episode_steps)
-        eval_env = make_env(args.env_id, eval_start_state, args.seed + 10_000, args.max_episode_steps)
+        env = make_env(args.env_id, args.start_state, args.seed, args.max_episode_steps, None, learned_absorbing)
+        eval_env = make_env(
+            args.env_id, eval_start_state, args.seed + 10_000, args.max_episode_steps, None, learned_absorbing
+        )
     except gym.error.Error as error:
         sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
     if not isinstance(env.action_space, gym.spaces.Discrete) or not hasattr(env.unwrapped, "lander"):
@@ -324,9 +371,19 @@ if __name__ == "__main__":
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel per step
 
     # D_demo: the demonstrations, never evicted. D_samp: the agent's rollouts (reward 0 in SQIL).
-    demos = load_demos(args.demo_path, env, args.num_demos)
-    demo_buffer = TransitionBuffer(len(demos["actions"]), obs_dim, device)
-    demo_buffer.add(demos["obs"], demos["actions"], demos["next_obs"], demos["terminated"])
+    demos = load_demos(args.demo_path, env.unwrapped, args.num_demos)
+    demo_transitions = (demos["obs"], demos["actions"], demos["next_obs"], demos["terminated"])
+    if learned_absorbing:
+        flag = ((0, 0), (0, 1))  # a zero column: no demonstration state is absorbing
+        demo_transitions = with_absorbing_states(
+            np.pad(demos["obs"], flag),
+            demos["actions"],
+            np.pad(demos["next_obs"], flag),
+            demos["terminated"],
+            n_actions,
+        )
+    demo_buffer = TransitionBuffer(len(demo_transitions[1]), obs_dim, device)
+    demo_buffer.add(*demo_transitions)
     agent_buffer = TransitionBuffer(args.buffer_size, obs_dim, device)
     half = args.batch_size // 2
     # SQIL rewards demonstrations with r_demo and the agent's transitions with 0; RBC's penalty uses 0 for both.
@@ -341,7 +398,8 @@ if __name__ == "__main__":
         # any gradient step, so that both halves of every batch exist from the start).
         if step % args.k == 0:
             rollout, episodic_return, length, success = run_episode(env, q_network, rollout_policy, args.alpha, device)
-            agent_buffer.add(rollout["obs"], rollout["actions"], rollout["next_obs"], rollout["terminated"])
+            transitions = (rollout["obs"], rollout["actions"], rollout["next_obs"], rollout["terminated"])
+            agent_buffer.add(*(with_absorbing_states(*transitions, n_actions) if learned_absorbing else transitions))
             if args.rollout_policy == "uniform":  # the ablation's rollouts say nothing of pi_theta: measure it
                 _, episodic_return, length, success = run_episode(env, q_network, "boltzmann", args.alpha, device)
             env_steps += len(rollout["actions"])
@@ -415,7 +473,9 @@ if __name__ == "__main__":
         torch.save(q_network.state_dict(), model_path)
         print(f"model saved to {model_path}")
     video_folder = f"videos/{run_name}" if args.capture_video else None
-    final_env = make_env(args.env_id, eval_start_state, args.seed + 20_000, args.max_episode_steps, video_folder)
+    final_env = make_env(
+        args.env_id, eval_start_state, args.seed + 20_000, args.max_episode_steps, video_folder, learned_absorbing
+    )
     results = {
         "args": vars(args),
         "env_steps": env_steps,

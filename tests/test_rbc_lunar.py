@@ -87,6 +87,26 @@ def test_sqil_gradient_equals_regularised_bc_gradient_appendix_a1():
     assert not torch.allclose(gradient(eq7(with_v_start=False)), g8)
 
 
+def test_absorbing_states_replace_termination():
+    """`--absorbing learned`: the terminated transition now leads to the absorbing state, which loops
+    to itself under every action; a truncated end is left alone; nothing stays terminal."""
+    obs = np.array([[1, 1, 0], [2, 2, 0], [3, 3, 0], [4, 4, 0]], dtype=np.float32)  # last feature: the flag
+    next_obs = np.array([[2, 2, 0], [9, 9, 0], [4, 4, 0], [5, 5, 0]], dtype=np.float32)
+    actions = np.array([1, 0, 1, 1])
+    terminated = np.array([False, True, False, False])  # episode 1 terminates; episode 2 is truncated
+    new_obs, new_actions, new_next_obs, new_terminated = rbc_lunar.with_absorbing_states(
+        obs, actions, next_obs, terminated, 2
+    )
+    absorbing = [0, 0, 1]
+    assert np.array_equal(new_obs, [[1, 1, 0], [2, 2, 0], [3, 3, 0], [4, 4, 0], absorbing, absorbing])
+    assert np.array_equal(new_next_obs, [[2, 2, 0], absorbing, [4, 4, 0], [5, 5, 0], absorbing, absorbing])
+    assert np.array_equal(new_actions, [1, 0, 1, 1, 0, 1])
+    assert not new_terminated.any()
+    env = rbc_lunar.make_env("LunarLander-v3", "shifted", seed=0, absorbing_flag=True)
+    first, _ = env.reset(seed=0)
+    assert first.shape == (9,) and first[-1] == 0 and env.observation_space.shape == (9,)
+
+
 def test_transition_buffer_wraps_and_demo_buffer_is_never_overwritten():
     buffer = TransitionBuffer(5, 1, torch.device("cpu"))
     for start in (0, 3, 6):
@@ -153,6 +173,7 @@ FLAGS += ["--final-eval-episodes", "2", "--batch-size", "16", "--num-demos", "5"
         ["--loss", "rbc", "--start-state", "shifted", "--eval-start-state", "demo"],
         ["--loss", "rbc", "--rbc-lambda", "0", "--buffer-size", "100", "--save-model", "--capture-video"],
         ["--loss", "sqil", "--max-episode-steps", "30"],
+        ["--loss", "sqil", "--absorbing", "learned", "--start-state", "shifted"],
     ],
     ids=lambda v: "_".join(a.strip("-") for a in v),
 )
