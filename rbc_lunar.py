@@ -331,8 +331,10 @@ if __name__ == "__main__":
     eval_start_state = args.eval_start_state or args.start_state
     run_name = f"{args.env_id}__{args.exp_name}__{args.loss}__{args.start_state}__{args.seed}__{int(time.time())}"
     if args.track:
-        import wandb
-
+        try:
+            import wandb
+        except ImportError:
+            sys.exit("error: --track needs Weights and Biases: pip install wandb")
         wandb.init(
             project=args.wandb_project_name,
             entity=args.wandb_entity,

@@ -200,5 +200,8 @@ def test_bad_demonstrations_are_one_clear_sentence(run_script, tmp_path):
     mismatched = run_script("rbc_lunar.py", *FLAGS, "--demo-path", pong, check=False)
     assert mismatched.returncode != 0 and "but the environment has" in mismatched.stderr
     assert "Traceback" not in mismatched.stderr
+    unknown_env = run_script("rbc_lunar.py", *FLAGS, "--env-id", "NoSuchEnv-v0", check=False)
+    assert unknown_env.returncode != 0 and "cannot make environment" in unknown_env.stderr
+    assert "Traceback" not in unknown_env.stderr
     too_many = run_script("rbc_lunar.py", *FLAGS[:-3], "--num-demos", "1000", check=False)
     assert too_many.returncode != 0 and "--num-demos" in too_many.stderr
