@@ -3,7 +3,8 @@
     python scripts/lunar_table.py --seeds 1 2 3 --steps 200000 --jobs 2      # run what is missing
     python scripts/lunar_table.py --seeds 1 2 3 --steps 200000 --report-only  # just the table
 
-Each (row, start state, seed) is one `rbc_lunar.py` run whose results.json lands in
+Each (row, start state, seed) is one run of `rbc_lunar.py` (or of `bc.py` / `gail_dqn.py` for the
+baseline rows) whose results.json lands in
 `results/lunar/<row>__<start>__<seed>/`; a run whose results exist is skipped, so the table can be
 filled across sessions. The Random row plays the uniform policy (no training).
 """
@@ -39,6 +40,10 @@ ROWS.update(
         "RBC*": (["--loss", "rbc", "--absorbing", "learned", "--alpha", "0.1"], (0.66, 0.89)),
     }
 )
+# Baselines from their own files (issue: baselines): BC trains on the demonstrations only and is
+# evaluated from the given start; it has no training episodes, so only its final evaluation is shown.
+ROWS["BC (bc.py)"] = ([], (0.07, 0.93))
+SCRIPTS = {"BC (bc.py)": "bc.py"}  # rows not listed run rbc_lunar.py
 PAPER_RANDOM = (0.10, 0.04)
 
 
@@ -47,7 +52,7 @@ def run_dir(row: str, start: str, seed: int, steps: int) -> Path:
         ROOT
         / "results"
         / "lunar"
-        / f"{row.replace(' ', '_').replace('=', '').replace('*', '-star')}__{start}__{steps}__{seed}"
+        / f"{row.replace(' ', '_').replace('=', '').replace('*', '-star').replace('(', '').replace(')', '')}__{start}__{steps}__{seed}"
     )
 
 
@@ -59,7 +64,7 @@ def run(row: str, start: str, seed: int, steps: int) -> None:
     flags = [*ROWS[row][0], "--start-state", start, "--seed", str(seed), "--total-gradient-steps", str(steps)]
     with open(out / "log.txt", "w") as log:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; runs go in parallel
-        command = [sys.executable, str(ROOT / "rbc_lunar.py"), *flags]
+        command = [sys.executable, str(ROOT / SCRIPTS.get(row, "rbc_lunar.py")), *flags]
         subprocess.run(command, cwd=out, stdout=log, stderr=log, check=True, env=env)
     (produced,) = out.glob("runs/*/results.json")
     produced.rename(out / "results.json")
@@ -107,8 +112,8 @@ def report(seeds: list[int], steps: int) -> None:
                 if (run_dir(row, start, s, steps) / "results.json").exists()
             ]
             cells += [
-                cell([r["best_training_success"] for r in results]),
-                cell([r["final_greedy_success"] for r in results]),
+                cell([r["best_training_success"] for r in results if "best_training_success" in r]),
+                cell([r.get("final_greedy_success", r.get("final_deterministic_success")) for r in results]),
                 str(paper_value),
             ]
         print(f"| {row} | " + " | ".join(cells) + " |")
