@@ -1,0 +1,484 @@
+"""GAIL with a soft Q-learning learner (the paper's GAIL-DQL baseline; Reddy, Dragan, Levine, Section 5).
+
+    python gail_dqn.py --reward-variant unbiased --start-state shifted
+    python gail_dqn.py --reward-variant biased
+
+The learner is SQIL's soft Q-learning from rbc_lunar.py, unchanged: the same network, Boltzmann
+policy, replay buffer, target network and schedule (one rollout every `k` gradient steps). Only
+the reward differs: SQIL gives demonstrations 1 and the agent 0; GAIL learns a discriminator
+D(s, a), the probability that (s, a) came from the expert, and rewards the agent with
+r(s, a) = -log(1 - D(s, a)), recomputed from the current discriminator whenever a transition is
+sampled, never stored. The learner trains on its own transitions only, as GAIL's RL step does.
+
+Two variants (paper, Appendix A.2):
+- biased: an episode's end is terminal, V(s_T) = 0. Since -log(1 - D) > 0, the agent is paid to
+  keep episodes going: prior knowledge GAIL does not announce.
+- unbiased (Kostrikov et al. 2019, Section 4.2): every terminated episode ends in an explicit
+  absorbing state that loops to itself; observations carry a binary absorbing feature; the
+  discriminator judges absorbing transitions too, so the value of ending is learned.
+
+Vector observations with discrete actions (LunarLander). Images (Atari, CarRacing) need the
+frame-once replay buffer of sqil_dqn_atari.py and are not handled yet.
+"""
+
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, cuda will be used when available"""
+    track: bool = False
+    """if toggled, this experiment will be tracked with Weights and Biases"""
+    wandb_project_name: str = "sqil"
+    """the wandb's project name"""
+    wandb_entity: str | None = None
+    """the entity (team) of wandb's project"""
+    capture_video: bool = False
+    """whether to capture videos of the final evaluation (`videos/` folder)"""
+    save_model: bool = False
+    """whether to save the Q network and the discriminator into `runs/{run_name}`"""
+
+    # Algorithm specific arguments
+    env_id: str = "LunarLander-v3"
+    """the id of the environment"""
+    demo_path: str | None = None
+    """the demonstration file (default: the bundled demos/<env-id>.npz; format: README, "Demonstrations")"""
+    num_demos: int | None = None
+    """use only the first this many demonstration episodes (default: all)"""
+    reward_variant: Literal["unbiased", "biased"] = "unbiased"
+    """unbiased: absorbing states judged by the discriminator (Kostrikov et al.); biased: episode ends are terminal"""
+    start_state: Literal["demo", "shifted"] = "demo"
+    """LunarLander start states while training: the environment's own, or the shifted start (as rbc_lunar.py)"""
+    eval_start_state: Literal["demo", "shifted"] | None = None
+    """start states for evaluation (default: the same as `start_state`)"""
+    max_episode_steps: int | None = None
+    """cut episodes after this many steps, as truncations (default: the environment's own limit)"""
+    total_gradient_steps: int = 100_000
+    """gradient steps of the learner"""
+    k: int = 200
+    """one rollout every k gradient steps (as SQIL, Algorithm 1; rbc_lunar.py's default)"""
+    alpha: float = 1.0
+    """temperature of the Boltzmann policy and the soft value"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    learning_rate: float = 1e-3
+    """the learning rate of Adam, for the Q network and the discriminator"""
+    batch_size: int = 128
+    """agent transitions per learner step; the discriminator sees half as many demonstrations and agent pairs"""
+    buffer_size: int = 1_000_000
+    """capacity of the agent's replay buffer"""
+    tau: float = 1.0
+    """target network update rate (1.0: hard copy)"""
+    target_network_frequency: int = 100
+    """gradient steps between target network updates"""
+    discriminator_frequency: int = 1
+    """learner gradient steps per discriminator gradient step"""
+    eval_frequency: int = 20_000
+    """gradient steps between periodic evaluations"""
+    eval_episodes: int = 10
+    """episodes per periodic evaluation and policy (greedy and stochastic)"""
+    final_eval_episodes: int = 100
+    """episodes of the final evaluation, per policy"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment: LunarLander, optionally from the shifted start, and landing success (as rbc_lunar.py).
+# ---------------------------------------------------------------------------------------------
+SHIFTED_X = 0.7  # |x| of the shifted start, in observation units (the flags are at |x| = 0.2)
+
+
+class ShiftedStart(gym.Wrapper):
+    """LunarLander from the top of the screen at x = +-0.7 instead of x = 0: a start no bundled
+    demonstration visits (the same wrapper as rbc_lunar.py, where tests/test_rbc_lunar.py checks it)."""
+
+    def reset(self, **kwargs):
+        self.env.reset(**kwargs)
+        lunar = self.env.unwrapped
+        side = 1.0 if lunar.np_random.random() < 0.5 else -1.0
+        dx = side * SHIFTED_X * (600 / 30.0 / 2)  # observation x -> world metres (VIEWPORT_W / SCALE / 2)
+        for body in [lunar.lander, *lunar.legs]:
+            body.position = (body.position[0] + dx, body.position[1])
+        obs, *_, info = lunar.step(0)  # one no-op step to read the moved state (and reset reward shaping)
+        return obs, info
+
+
+class AbsorbingFlag(gym.ObservationWrapper):
+    """Appends the binary absorbing feature, 0, to every observation (unbiased variant). The
+    absorbing state itself, all zeros with the feature 1, exists only in the replay buffers."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.observation_space
+        low, high = np.append(space.low, 0).astype(np.float32), np.append(space.high, 1).astype(np.float32)
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+
+    def observation(self, obs):
+        return np.append(obs, 0).astype(np.float32)
+
+
+def make_env(env_id, start_state, seed, max_episode_steps=None, video_folder=None, absorbing_flag=False) -> gym.Env:
+    env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array" if video_folder else None)
+    if start_state == "shifted":
+        env = ShiftedStart(env)
+    if absorbing_flag:
+        env = AbsorbingFlag(env)
+    env = gym.wrappers.RecordEpisodeStatistics(env)  # the true environment return, never the learned reward
+    if video_folder:
+        env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: episode < 3)
+    env.action_space.seed(seed)
+    return env
+
+
+def landing_success(env: gym.Env, obs: np.ndarray, terminated: bool) -> bool:
+    """LunarLander (README, "Landing success"): at rest, both legs down, centre between the flags."""
+    return bool(terminated and not env.unwrapped.lander.awake and abs(obs[0]) <= 0.2 and obs[6] > 0 and obs[7] > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Demonstrations (format: README, "Demonstrations"); each script carries this small loader.
+# ---------------------------------------------------------------------------------------------
+def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, np.ndarray]:
+    if not Path(path).is_file():
+        sys.exit(f"error: demonstration file {path} does not exist.")
+    try:
+        data = dict(np.load(path))
+        metadata = json.loads(str(data["metadata"]))
+        lengths = data["episode_lengths"]
+    except Exception as error:
+        sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
+    expected_obs = {
+        "type": "Box",
+        "shape": list(env.observation_space.shape),
+        "dtype": str(env.observation_space.dtype),
+    }
+    expected_act = {"type": "Discrete", "n": int(env.action_space.n)}
+    if metadata["observation_space"] != expected_obs or metadata["action_space"] != expected_act:
+        sys.exit(
+            f"error: {path} holds observations {metadata['observation_space']} and actions "
+            f"{metadata['action_space']}, but the environment has {expected_obs} and {expected_act}."
+        )
+    if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
+        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+    obs = data["obs"]
+    ends = np.cumsum(lengths) - 1  # the last step of every episode
+    next_obs = np.concatenate([obs[1:], obs[:1]])
+    next_obs[ends] = data["final_obs"]
+    steps = int(lengths[:num_episodes].sum())
+    return dict(
+        obs=obs[:steps],
+        actions=data["actions"][:steps],
+        next_obs=next_obs[:steps],
+        terminated=data["terminated"][:steps],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks, rewards and the learner's objective.
+# ---------------------------------------------------------------------------------------------
+class QNetwork(nn.Module):
+    """Two fully connected layers of 128 units (paper, Section A.3): the Q network, and the
+    discriminator, whose output for action a is the logit of D(s, a)."""
+
+    def __init__(self, obs_dim: int, n_actions: int):
+        super().__init__()
+        self.network = nn.Sequential(
+            nn.Linear(obs_dim, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, n_actions)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+
+def discriminator_logits(discriminator: QNetwork, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """logit D(s, a): D(s, a) = sigmoid(logit) is the probability that (s, a) is the expert's."""
+    return discriminator(obs).gather(1, actions[:, None]).squeeze(1)
+
+
+def gail_reward(logits: torch.Tensor) -> torch.Tensor:
+    """r(s, a) = -log(1 - D(s, a)) = softplus(logit D(s, a)): positive, large where D says "expert"."""
+    return F.softplus(logits)
+
+
+def discriminator_loss(demo_logits: torch.Tensor, agent_logits: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy: demonstration pairs labelled 1, agent pairs labelled 0."""
+    return F.binary_cross_entropy_with_logits(demo_logits, torch.ones_like(demo_logits)) + (
+        F.binary_cross_entropy_with_logits(agent_logits, torch.zeros_like(agent_logits))
+    )
+
+
+def soft_value(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
+    """V(s) = alpha * log sum_a exp(Q(s, a) / alpha)  (paper Eq. 2)."""
+    return alpha * torch.logsumexp(q_values / alpha, dim=-1)
+
+
+def soft_bellman_error(q_sa, next_q_values, rewards, terminated, gamma: float, alpha: float):
+    """Q(s, a) - (r + gamma V(s')); a terminated transition has V(s') = 0, a truncated one bootstraps."""
+    next_v = torch.where(terminated, 0.0, soft_value(next_q_values, alpha))
+    return q_sa - (rewards + gamma * next_v)
+
+
+class TransitionBuffer:
+    """Transitions (s, a, s', terminated) as tensors on the training device; circular when full."""
+
+    def __init__(self, capacity: int, obs_dim: int, device: torch.device):
+        self.obs = torch.zeros((capacity, obs_dim), device=device)
+        self.next_obs = torch.zeros((capacity, obs_dim), device=device)
+        self.actions = torch.zeros(capacity, dtype=torch.long, device=device)
+        self.terminated = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.capacity, self.size, self.position, self.device = capacity, 0, 0, device
+
+    def add(self, obs, actions, next_obs, terminated) -> None:
+        n = min(len(actions), self.capacity)
+        rows = (self.position + torch.arange(n, device=self.device)) % self.capacity
+        for buffer, values in zip(
+            (self.obs, self.actions, self.next_obs, self.terminated), (obs, actions, next_obs, terminated)
+        ):
+            buffer[rows] = torch.as_tensor(np.asarray(values)[-n:], device=self.device).to(buffer.dtype)
+        self.position = (self.position + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, n: int):
+        idx = torch.randint(0, self.size, (n,), device=self.device)
+        return self.obs[idx], self.actions[idx], self.next_obs[idx], self.terminated[idx]
+
+
+def with_absorbing_states(obs, actions, next_obs, terminated, n_actions: int):
+    """Kostrikov et al. (2019), Section 4.2: a terminated transition leads to an explicit absorbing
+    state instead of s_T, and the absorbing state loops to itself under every action. Nothing is
+    terminal any more; the discriminator judges these transitions like any other. Observations carry
+    the absorbing feature as their last entry."""
+    next_obs, terminated = np.array(next_obs, dtype=np.float32), np.asarray(terminated, dtype=bool)
+    absorbing_state = np.zeros(next_obs.shape[1], dtype=np.float32)
+    absorbing_state[-1] = 1.0
+    next_obs[terminated] = absorbing_state
+    loops = np.tile(absorbing_state, (int(terminated.sum()) * n_actions, 1))
+    loop_actions = np.tile(np.arange(n_actions), int(terminated.sum()))
+    return (
+        np.concatenate([np.asarray(obs, dtype=np.float32), loops]),
+        np.concatenate([np.asarray(actions), loop_actions]),
+        np.concatenate([next_obs, loops]),
+        np.zeros(len(next_obs) + len(loops), dtype=bool),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Acting: one episode with the Boltzmann or greedy policy.
+# ---------------------------------------------------------------------------------------------
+def run_episode(env: gym.Env, q_network: QNetwork, policy: str, alpha: float, device: torch.device, seed=None):
+    """Plays one episode; returns its transitions, true return, length and landing success."""
+    obs, _ = env.reset(seed=seed)
+    episode = {"obs": [], "actions": [], "next_obs": [], "terminated": []}
+    done = False
+    while not done:
+        with torch.no_grad():
+            q_values = q_network(torch.as_tensor(obs, device=device)[None])
+        if policy == "greedy":
+            action = int(q_values.argmax())
+        else:  # Boltzmann: pi(a|s) proportional to exp(Q(s, a) / alpha)
+            action = int(torch.multinomial(F.softmax(q_values[0] / alpha, dim=-1), 1))
+        next_obs, _, terminated, truncated, info = env.step(action)
+        for key, value in zip(episode, (obs, action, next_obs, terminated)):
+            episode[key].append(value)
+        obs, done = next_obs, terminated or truncated
+    stats = info["episode"]
+    success = landing_success(env, obs, terminated)
+    return {k: np.asarray(v) for k, v in episode.items()}, float(stats["r"]), int(stats["l"]), success
+
+
+def evaluate(env: gym.Env, q_network: QNetwork, policy: str, episodes: int, alpha: float, device, seed: int):
+    results = [run_episode(env, q_network, policy, alpha, device, seed=seed + i)[1:] for i in range(episodes)]
+    returns, _, successes = zip(*results)
+    return float(np.mean(returns)), float(np.mean(successes))
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    eval_start_state = args.eval_start_state or args.start_state
+    run_name = (
+        f"{args.env_id}__{args.exp_name}__{args.reward_variant}__{args.start_state}__{args.seed}__{int(time.time())}"
+    )
+    if args.track:
+        try:
+            import wandb
+        except ImportError:
+            sys.exit("error: --track needs Weights and Biases: pip install wandb")
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=vars(args),
+            name=run_name,
+            save_code=True,
+        )
+    writer = SummaryWriter(f"runs/{run_name}")
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % "\n".join(f"|{key}|{value}|" for key, value in vars(args).items()),
+    )
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    unbiased = args.reward_variant == "unbiased"
+    try:
+        env = make_env(args.env_id, args.start_state, args.seed, args.max_episode_steps, None, unbiased)
+        eval_env = make_env(args.env_id, eval_start_state, args.seed + 10_000, args.max_episode_steps, None, unbiased)
+    except (gym.error.Error, ImportError) as error:
+        sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
+    if not isinstance(env.action_space, gym.spaces.Discrete) or not hasattr(env.unwrapped, "lander"):
+        sys.exit(
+            f"error: gail_dqn.py handles LunarLander (vector observations, discrete actions) for now, not "
+            f"{args.env_id!r}; image environments need the replay buffer of sqil_dqn_atari.py."
+        )
+    obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
+
+    q_network = QNetwork(obs_dim, n_actions).to(device)
+    target_network = QNetwork(obs_dim, n_actions).to(device)
+    target_network.load_state_dict(q_network.state_dict())
+    discriminator = QNetwork(obs_dim, n_actions).to(device)
+    q_optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
+    discriminator_optimizer = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate, fused=True)
+
+    # The demonstrations (rewards unused) and the agent's transitions, both with absorbing states if unbiased.
+    demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
+    demos = load_demos(demo_path, env.unwrapped, args.num_demos)
+    demo_transitions = (demos["obs"], demos["actions"], demos["next_obs"], demos["terminated"])
+    if unbiased:
+        flag = ((0, 0), (0, 1))  # a zero column: no demonstration state is absorbing
+        padded = (np.pad(demos["obs"], flag), demos["actions"], np.pad(demos["next_obs"], flag), demos["terminated"])
+        demo_transitions = with_absorbing_states(*padded, n_actions)
+    demo_buffer = TransitionBuffer(len(demo_transitions[1]), obs_dim, device)
+    demo_buffer.add(*demo_transitions)
+    agent_buffer = TransitionBuffer(args.buffer_size, obs_dim, device)
+    half = args.batch_size // 2
+
+    env.reset(seed=args.seed)  # seeds the environment's RNG; later resets continue its stream
+    env_steps, training_successes, start_time = 0, [], time.time()
+    for step in range(args.total_gradient_steps):
+        # As SQIL's Algorithm 1: every k gradient steps, one rollout of the Boltzmann policy.
+        if step % args.k == 0:
+            rollout, episodic_return, length, success = run_episode(env, q_network, "boltzmann", args.alpha, device)
+            transitions = (rollout["obs"], rollout["actions"], rollout["next_obs"], rollout["terminated"])
+            agent_buffer.add(*(with_absorbing_states(*transitions, n_actions) if unbiased else transitions))
+            env_steps += len(rollout["actions"])
+            training_successes.append(success)
+            writer.add_scalar("charts/episodic_return", episodic_return, step)
+            writer.add_scalar("charts/episodic_length", length, step)
+            writer.add_scalar("charts/success", success, step)
+            writer.add_scalar("charts/env_steps", env_steps, step)
+
+        # The discriminator: demonstration pairs against the agent's pairs, half a batch of each.
+        if step % args.discriminator_frequency == 0:
+            demo_obs, demo_actions, _, _ = demo_buffer.sample(half)
+            agent_obs, agent_actions, _, _ = agent_buffer.sample(half)
+            demo_logits = discriminator_logits(discriminator, demo_obs, demo_actions)
+            agent_logits = discriminator_logits(discriminator, agent_obs, agent_actions)
+            d_loss = discriminator_loss(demo_logits, agent_logits)
+            discriminator_optimizer.zero_grad()
+            d_loss.backward()
+            discriminator_optimizer.step()
+
+        # The learner: soft Q-learning on the agent's transitions, rewards from the current discriminator.
+        obs, actions, next_obs, terminated = agent_buffer.sample(args.batch_size)
+        with torch.no_grad():
+            rewards = gail_reward(discriminator_logits(discriminator, obs, actions))
+            next_q_values = target_network(next_obs)
+        q_sa = q_network(obs).gather(1, actions[:, None]).squeeze(1)
+        td_loss = (soft_bellman_error(q_sa, next_q_values, rewards, terminated, args.gamma, args.alpha) ** 2).mean()
+        q_optimizer.zero_grad()
+        td_loss.backward()
+        q_optimizer.step()
+
+        if step % args.target_network_frequency == 0:
+            for target_param, param in zip(target_network.parameters(), q_network.parameters()):
+                target_param.data.copy_(args.tau * param.data + (1.0 - args.tau) * target_param.data)
+
+        if step % 1000 == 0:
+            writer.add_scalar("losses/td_loss", td_loss.item(), step)
+            writer.add_scalar("losses/discriminator_loss", d_loss.item(), step)
+            writer.add_scalar("losses/discriminator_demo_accuracy", (demo_logits > 0).float().mean().item(), step)
+            writer.add_scalar("losses/discriminator_agent_accuracy", (agent_logits < 0).float().mean().item(), step)
+            writer.add_scalar("losses/reward_samp", rewards.mean().item(), step)
+            writer.add_scalar("losses/q_samp", q_sa.mean().item(), step)
+            elapsed = time.time() - start_time
+            writer.add_scalar("charts/SPS", int(env_steps / elapsed), step)
+            writer.add_scalar("charts/gradient_steps_per_s", int((step + 1) / elapsed), step)
+
+        if (step + 1) % args.eval_frequency == 0:
+            for policy in ("greedy", "boltzmann"):
+                seed = args.seed + 1_000_000 + step
+                mean_return, success_rate = evaluate(
+                    eval_env, q_network, policy, args.eval_episodes, args.alpha, device, seed
+                )
+                writer.add_scalar(f"eval/{policy}_episodic_return", mean_return, step)
+                writer.add_scalar(f"eval/{policy}_success", success_rate, step)
+                print(
+                    f"step {step + 1}: env steps {env_steps}, eval {policy} return {mean_return:.1f} success {success_rate:.2f}"
+                )
+
+    # The paper's metric (Figure 4): the best success rate over 100 consecutive training episodes.
+    wall_time = time.time() - start_time
+    print(
+        f"trained {args.total_gradient_steps} gradient steps and {env_steps} env steps in {wall_time:.0f} s "
+        f"({args.total_gradient_steps / wall_time:.0f} gradient steps/s, {env_steps / wall_time:.0f} env steps/s)"
+    )
+    window = min(100, len(training_successes))
+    best_training_success = float(np.convolve(training_successes, np.ones(window) / window, "valid").max())
+    print(f"best success over {window} consecutive training episodes: {best_training_success:.2f}")
+    if args.save_model:
+        model_path = f"runs/{run_name}/{args.exp_name}.pt"
+        torch.save({"q_network": q_network.state_dict(), "discriminator": discriminator.state_dict()}, model_path)
+        print(f"model saved to {model_path}")
+    video_folder = f"videos/{run_name}" if args.capture_video else None
+    final_env = make_env(
+        args.env_id, eval_start_state, args.seed + 20_000, args.max_episode_steps, video_folder, unbiased
+    )
+    results = {
+        "args": vars(args),
+        "env_steps": env_steps,
+        "training_episodes": len(training_successes),
+        "best_training_success": best_training_success,
+        "best_training_success_window": window,
+        "wall_time_s": wall_time,
+        "device": str(device),
+    }
+    for policy in ("greedy", "boltzmann"):
+        mean_return, success_rate = evaluate(
+            final_env, q_network, policy, args.final_eval_episodes, args.alpha, device, seed=args.seed + 2_000_000
+        )
+        writer.add_scalar(f"eval/final_{policy}_episodic_return", mean_return, args.total_gradient_steps)
+        writer.add_scalar(f"eval/final_{policy}_success", success_rate, args.total_gradient_steps)
+        results[f"final_{policy}_return"], results[f"final_{policy}_success"] = mean_return, success_rate
+        print(
+            f"final {policy} evaluation ({eval_start_state} start): return {mean_return:.1f}, success {success_rate:.2f}"
+        )
+    final_env.close()
+    with open(f"runs/{run_name}/results.json", "w") as f:
+        json.dump(results, f, indent=1)
+    env.close()
+    writer.close()
