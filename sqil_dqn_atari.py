@@ -1,0 +1,465 @@
+"""SQIL on soft Q-learning for Atari (Reddy, Dragan, Levine; Section 5.2 and Algorithm 1).
+
+    python sqil_dqn_atari.py --env-id BreakoutNoFrameskip-v4
+    python sqil_dqn_atari.py --env-id PongNoFrameskip-v4 --total-timesteps 2000000
+
+Soft Q-learning with the Nature DQN network: the policy is pi(a|s) = exp((Q(s,a) - V(s)) / alpha),
+V(s) = alpha * logsumexp(Q(s, .) / alpha) (Eq. 1-2), with a target network. SQIL changes three things:
+the demonstrations sit in their own buffer with reward r_demo and are never evicted; the agent's
+transitions get reward 0; every gradient step takes half its batch from each, and minimises
+B(D_demo, r_demo) + lambda_samp * B(D_samp, 0) (Eq. 8; paper: lambda_samp = 1, k = 1 for Atari).
+The environment's reward is never used for learning; it is only logged, as the true game score.
+
+Memory: both buffers store each 84x84 frame once, not four times inside stacked observations, and
+rebuild stacks when they sample (about 7.1 KB per agent transition: 1,000,000 fit in 7.1 GB).
+"""
+
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+gym.register_envs(ale_py)  # the `*NoFrameskip-v4` ids
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, cuda will be used when available"""
+    track: bool = False
+    """if toggled, this experiment will be tracked with Weights and Biases"""
+    wandb_project_name: str = "sqil"
+    """the wandb's project name"""
+    wandb_entity: str | None = None
+    """the entity (team) of wandb's project"""
+    capture_video: bool = False
+    """whether to capture videos of the final evaluation (`videos/` folder)"""
+    save_model: bool = False
+    """whether to save the Q network into `runs/{run_name}`"""
+
+    # Algorithm specific arguments
+    env_id: str = "BreakoutNoFrameskip-v4"
+    """the id of the environment (any `*NoFrameskip-v4` game)"""
+    demo_path: str | None = None
+    """the demonstration file (default: the bundled demos/<env-id>.npz; format: README, "Demonstrations")"""
+    num_demos: int | None = None
+    """use only the first this many demonstration episodes (default: all; the paper used 20)"""
+    total_timesteps: int = 10_000_000
+    """total environment steps (agent steps of 4 frames, all environments together)"""
+    num_envs: int = 1
+    """the number of parallel game environments"""
+    learning_rate: float = 1e-4
+    """the learning rate of Adam"""
+    buffer_size: int = 1_000_000
+    """capacity of the agent's replay buffer D_samp, in transitions (demonstrations are kept apart)"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    tau: float = 1.0
+    """target network update rate (1.0: hard copy)"""
+    target_network_frequency: int = 1_000
+    """gradient steps between target network updates"""
+    batch_size: int = 32
+    """transitions per gradient step: half demonstrations, half agent transitions"""
+    learning_starts: int = 1_000
+    """environment steps before the first gradient step"""
+    train_frequency: int = 1
+    """environment steps per gradient step (paper: k = 1; CleanRL's DQN uses 4)"""
+    r_demo: float = 1.0
+    """reward of demonstration transitions"""
+    lambda_samp: float = 1.0
+    """weight of the Bellman error on agent transitions (paper: 1 for Atari)"""
+    alpha: float = 1.0
+    """temperature of the Boltzmann policy and the soft value (paper: 1)"""
+    max_grad_norm: float = 10.0
+    """the maximum norm of the gradient (clipping)"""
+    max_episode_steps: int | None = None
+    """cut episodes after this many agent steps, as truncations (default: ALE's 108,000 frames)"""
+    eval_frequency: int = 250_000
+    """environment steps between greedy evaluations (0: none until the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation, and of the final evaluation"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment: the preprocessing the demonstrations were recorded through, then 4 stacked frames.
+# ---------------------------------------------------------------------------------------------
+ATARI_PREPROCESSING = dict(noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True)
+FRAME_STACK = 4
+
+
+def make_env(env_id: str, seed: int, max_episode_steps: int | None = None, video_folder: str | None = None):
+    """Noop reset (up to 30), frame skip 4 with max-pooling, 84x84 grayscale, full games: a life lost
+    does not end an episode, so `charts/episodic_return` is a whole game's score. No FIRE-on-reset
+    wrapper: the demonstrations were recorded without one and show when to fire."""
+
+    def thunk() -> gym.Env:
+        env = gym.make(env_id, render_mode="rgb_array" if video_folder else None)
+        env = gym.wrappers.AtariPreprocessing(env, **ATARI_PREPROCESSING)
+        if max_episode_steps:
+            env = gym.wrappers.TimeLimit(env, max_episode_steps)
+        env = gym.wrappers.FrameStackObservation(env, FRAME_STACK)
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        if video_folder:
+            env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: episode < 3)
+        env.action_space.seed(seed)
+        return env
+
+    return thunk
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay: frames stored once, stacks rebuilt when sampled.
+# ---------------------------------------------------------------------------------------------
+class FrameReplayBuffer:
+    """Each environment writes a stream of 84x84 frames in order, into its own circular rows. A row
+    holds the newest frame of one observation and, when that observation was reached by a
+    transition, the transition's action and `terminated` flag; `age` counts the steps since the
+    episode's reset frame (age 0). The transition stored at row p starts from the observation whose
+    newest frame is row p - 1. A stacked observation is rebuilt from the FRAME_STACK rows ending at
+    its own row, the reset frame repeated before the episode began (as FrameStackObservation pads).
+    About 7.1 KB per transition: one frame, an age, an action and a flag."""
+
+    def __init__(self, capacity: int, num_streams: int, frame_shape: tuple, device: torch.device):
+        self.rows = capacity // num_streams + 1  # + 1: a transition needs its previous frame too
+        # torch.empty: the operating system hands out pages only as rows are written (never read unwritten)
+        self.frames = torch.empty((num_streams, self.rows, *frame_shape), dtype=torch.uint8, device=device)
+        self.age = torch.zeros((num_streams, self.rows), dtype=torch.int32, device=device)
+        self.actions = torch.zeros((num_streams, self.rows), dtype=torch.uint8, device=device)
+        self.terminated = torch.zeros((num_streams, self.rows), dtype=torch.bool, device=device)
+        self.head = np.zeros(num_streams, dtype=np.int64)  # next row to write, per stream
+        self.size = np.zeros(num_streams, dtype=np.int64)
+        self.overwritten = np.zeros(num_streams, dtype=bool)  # has the stream wrapped around?
+        self.current_age = np.zeros(num_streams, dtype=np.int64)
+        self.device = device
+
+    def _write(self, streams: np.ndarray, frames, ages: np.ndarray, actions, terminated) -> None:
+        rows = self.head[streams]
+        self.overwritten[streams] |= self.size[streams] == self.rows
+        s, r = torch.as_tensor(streams, device=self.device), torch.as_tensor(rows, device=self.device)
+        self.frames[s, r] = torch.as_tensor(np.asarray(frames), device=self.device)
+        self.age[s, r] = torch.as_tensor(ages, dtype=torch.int32, device=self.device)
+        self.actions[s, r] = torch.as_tensor(np.asarray(actions), dtype=torch.uint8, device=self.device)
+        self.terminated[s, r] = torch.as_tensor(np.asarray(terminated), dtype=torch.bool, device=self.device)
+        self.head[streams] = (rows + 1) % self.rows
+        self.size[streams] = np.minimum(self.size[streams] + 1, self.rows)
+        self.current_age[streams] = ages
+
+    def start_episodes(self, streams: np.ndarray, first_frames) -> None:
+        """The reset frame of a new episode in each of `streams` (no transition reaches it)."""
+        zeros = np.zeros(len(streams), dtype=np.int64)
+        self._write(streams, first_frames, zeros, zeros, zeros.astype(bool))
+
+    def add(self, streams: np.ndarray, next_frames, actions, terminated) -> None:
+        """One transition per stream: the newest frame of the observation it reached (the true final
+        observation at an episode's end, not the next episode's first), its action and `terminated`."""
+        self._write(streams, next_frames, self.current_age[streams] + 1, actions, terminated)
+
+    def num_transitions(self) -> int:
+        return int(self.size.sum())
+
+    def stack_rows(self, rows: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
+        """The rows of the FRAME_STACK frames of the observation whose newest frame is at `rows`."""
+        back = torch.arange(FRAME_STACK - 1, -1, -1, device=self.device)
+        return (rows[:, None] - torch.minimum(back, age[:, None])) % self.rows
+
+    def sample(self, n: int):
+        """n transitions, uniformly over streams weighted by their size, as stacked uint8 tensors."""
+        weights = torch.as_tensor(self.size, dtype=torch.float, device=self.device)
+        streams = torch.multinomial(weights, n, replacement=True)
+        size = torch.as_tensor(self.size, device=self.device)[streams]
+        oldest = (torch.as_tensor(self.head, device=self.device)[streams] - size) % self.rows
+        # A transition needs the FRAME_STACK rows before its own; once a stream has wrapped, the few
+        # oldest rows have lost them (overwritten by the newest). Reset frames are no transitions.
+        skip = torch.where(torch.as_tensor(self.overwritten, device=self.device)[streams], FRAME_STACK, 1)
+        rows = torch.empty(n, dtype=torch.long, device=self.device)
+        todo = torch.ones(n, dtype=torch.bool, device=self.device)
+        while todo.any():
+            offset = skip + (torch.rand(n, device=self.device) * (size - skip)).long()
+            rows = torch.where(todo, (oldest + offset) % self.rows, rows)
+            todo = self.age[streams, rows] == 0
+        age = self.age[streams, rows].long()
+        obs = self.frames[streams[:, None], self.stack_rows(rows - 1, age - 1)]
+        next_obs = self.frames[streams[:, None], self.stack_rows(rows, age)]
+        return obs, self.actions[streams, rows].long(), next_obs, self.terminated[streams, rows]
+
+
+def store_step(buffer: FrameReplayBuffer, next_obs, actions, terminated, truncated, infos) -> np.ndarray:
+    """Stores one vector step and returns the environments whose episode ended. With gymnasium's
+    same-step autoreset, `next_obs` of an ended episode is already the next episode's first
+    observation; the observation the transition really reached is in infos["final_obs"]."""
+    real_next_obs = next_obs.copy()
+    for i in np.flatnonzero(infos.get("_final_obs", [])):
+        real_next_obs[i] = infos["final_obs"][i]
+    buffer.add(np.arange(len(actions)), real_next_obs[:, -1], actions, terminated)
+    ended = np.flatnonzero(np.logical_or(terminated, truncated))
+    if len(ended):
+        buffer.start_episodes(ended, next_obs[ended, -1])
+    return ended
+
+
+def balanced_batch(demo_buffer: FrameReplayBuffer, agent_buffer: FrameReplayBuffer, batch_size: int):
+    """SQIL's balanced sample (Section 4): rows [:batch_size // 2] from D_demo, the rest from D_samp."""
+    half = batch_size // 2
+    return [torch.cat(pair) for pair in zip(demo_buffer.sample(half), agent_buffer.sample(batch_size - half))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Demonstrations (format: README, "Demonstrations"); a copy of collect_demos.load_demos, Atari part.
+# ---------------------------------------------------------------------------------------------
+def load_demos(path: str, action_space: gym.spaces.Discrete, num_episodes: int | None, device) -> FrameReplayBuffer:
+    """Replays the demonstrations' seeds and actions through the preprocessed emulator, checks every
+    episode's frames against the recorded SHA-256, and returns them as a FrameReplayBuffer."""
+    if not Path(path).is_file():
+        sys.exit(f"error: demonstration file {path} does not exist.")
+    try:
+        data = dict(np.load(path))
+        metadata = json.loads(str(data["metadata"]))
+        recorded = (metadata["observation_space"], metadata["action_space"], metadata.get("atari_preprocessing"))
+    except Exception as error:
+        sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
+    expected = (
+        {"type": "Box", "shape": [84, 84], "dtype": "uint8"},
+        {"type": "Discrete", "n": int(action_space.n)},
+        ATARI_PREPROCESSING,
+    )
+    if recorded != expected:
+        sys.exit(
+            f"error: {path} holds observations {recorded[0]}, actions {recorded[1]} and Atari preprocessing "
+            f"{recorded[2]}, but this game needs {expected[0]}, {expected[1]} and {expected[2]}."
+        )
+    lengths = data["episode_lengths"]
+    if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
+        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+    lengths = lengths[:num_episodes]
+    env = gym.wrappers.AtariPreprocessing(gym.make(metadata["env_id"]), **ATARI_PREPROCESSING)
+    buffer = FrameReplayBuffer(int(lengths.sum()) + len(lengths), 1, (84, 84), device)
+    stream, start = np.zeros(1, dtype=np.int64), 0
+    for episode, (seed, length) in enumerate(zip(data["episode_seeds"], lengths)):
+        actions, terminated = data["actions"][start : start + length], data["terminated"][start : start + length]
+        frames = [env.reset(seed=int(seed))[0]]
+        frames += [env.step(int(action))[0] for action in actions]
+        start += length
+        if hashlib.sha256(np.stack(frames).tobytes()).hexdigest() != data["episode_checksums"][episode]:
+            sys.exit(
+                f"error: replaying episode {episode} of {path} gave other frames than were recorded "
+                f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
+            )
+        buffer.start_episodes(stream, frames[0][None])
+        for frame, action, term in zip(frames[1:], actions, terminated):
+            buffer.add(stream, frame[None], [action], [term])
+    env.close()
+    return buffer
+
+
+# ---------------------------------------------------------------------------------------------
+# The soft Q network and the objective.
+# ---------------------------------------------------------------------------------------------
+class QNetwork(nn.Module):
+    """The Nature DQN network (Mnih et al. 2015) on 4 stacked uint8 frames."""
+
+    def __init__(self, n_actions: int):
+        super().__init__()
+        self.network = nn.Sequential(
+            nn.Conv2d(FRAME_STACK, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(3136, 512),
+            nn.ReLU(),
+            nn.Linear(512, n_actions),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x / 255.0)
+
+
+def soft_value(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
+    """V(s) = alpha * log sum_a exp(Q(s, a) / alpha)  (Eq. 2)."""
+    return alpha * torch.logsumexp(q_values / alpha, dim=-1)
+
+
+def soft_bellman_error(q_sa, next_q_values, rewards, terminated, gamma: float, alpha: float):
+    """Q(s, a) - (r + gamma V(s')), the term squared in B (Eq. 6). A terminated transition enters an
+    absorbing state worth r_abs / (1 - gamma) = 0 (paper); a truncated one bootstraps from s'."""
+    next_v = torch.where(terminated, 0.0, soft_value(next_q_values, alpha))
+    return q_sa - (rewards + gamma * next_v)
+
+
+def boltzmann_actions(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Samples a ~ pi(.|s), proportional to exp(Q(s, a) / alpha)  (Eq. 1)."""
+    return torch.multinomial(F.softmax(q_values / alpha, dim=-1), 1).squeeze(1)
+
+
+def evaluate(env_id: str, q_network: QNetwork, episodes: int, seed: int, device, max_episode_steps=None, video=None):
+    """Mean true game score of the greedy policy (deterministic, as the paper evaluates) over full games."""
+    env = make_env(env_id, seed, max_episode_steps, video)()
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            with torch.no_grad():
+                action = int(q_network(torch.as_tensor(obs, device=device)[None]).argmax())
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        returns.append(float(info["episode"]["r"]))
+    env.close()
+    return returns
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    if args.batch_size < 2 or args.num_envs < 1 or args.train_frequency < 1:
+        sys.exit("error: --batch-size must be at least 2, --num-envs and --train-frequency at least 1.")
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    if args.track:
+        try:
+            import wandb
+        except ImportError:
+            sys.exit("error: --track needs Weights and Biases: pip install wandb")
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=vars(args),
+            name=run_name,
+            monitor_gym=True,
+            save_code=True,
+        )
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    if not args.env_id.endswith("NoFrameskip-v4"):
+        sys.exit(f"error: sqil_dqn_atari.py plays Atari games as `<Game>NoFrameskip-v4`, not {args.env_id!r}.")
+    try:
+        envs = gym.vector.SyncVectorEnv(
+            [make_env(args.env_id, args.seed + i, args.max_episode_steps) for i in range(args.num_envs)],
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,  # final observations come back in infos
+        )
+    except gym.error.Error as error:
+        sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
+    n_actions = int(envs.single_action_space.n)
+
+    q_network = QNetwork(n_actions).to(device)
+    target_network = QNetwork(n_actions).to(device)
+    target_network.load_state_dict(q_network.state_dict())
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
+
+    # D_demo: the demonstrations with reward r_demo, never evicted. D_samp: the agent's own, reward 0.
+    demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
+    demo_buffer = load_demos(demo_path, envs.single_action_space, args.num_demos, device)
+    agent_buffer = FrameReplayBuffer(args.buffer_size, args.num_envs, (84, 84), device)
+    half = args.batch_size // 2
+    rewards = torch.cat([torch.full((half,), args.r_demo), torch.zeros(args.batch_size - half)]).to(device)
+    print(f"{demo_path}: {demo_buffer.num_transitions()} demonstration frames; agent buffer {args.buffer_size:,}")
+
+    writer = SummaryWriter(f"runs/{run_name}")
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % "\n".join(f"|{key}|{value}|" for key, value in vars(args).items()),
+    )
+    obs, _ = envs.reset(seed=args.seed)
+    agent_buffer.start_episodes(np.arange(args.num_envs), obs[:, -1])
+    global_step, gradient_steps, next_eval, start_time = 0, 0, args.eval_frequency, time.time()
+    while global_step < args.total_timesteps:
+        # Algorithm 1, lines 5-7 with k = 1: act with the Boltzmann policy; store what happened.
+        with torch.no_grad():
+            actions = boltzmann_actions(q_network(torch.as_tensor(obs, device=device)), args.alpha).cpu().numpy()
+        next_obs, _, terminated, truncated, infos = envs.step(actions)
+        global_step += args.num_envs
+        for i in store_step(agent_buffer, next_obs, actions, terminated, truncated, infos):
+            episode = infos["final_info"]["episode"]  # the true game score, whole game
+            print(f"global_step={global_step}, episodic_return={episode['r'][i]:.0f}")
+            writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
+            writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
+        obs = next_obs
+
+        # Algorithm 1, line 4: gradient steps on balanced batches, one per `train_frequency` env steps.
+        while global_step >= args.learning_starts and gradient_steps < global_step // args.train_frequency:
+            batch_obs, batch_actions, batch_next_obs, batch_terminated = balanced_batch(
+                demo_buffer, agent_buffer, args.batch_size
+            )
+            q_sa = q_network(batch_obs).gather(1, batch_actions[:, None]).squeeze(1)
+            with torch.no_grad():
+                next_q_values = target_network(batch_next_obs)
+            errors = soft_bellman_error(q_sa, next_q_values, rewards, batch_terminated, args.gamma, args.alpha)
+            bellman_demo, bellman_samp = (errors[:half] ** 2).mean(), (errors[half:] ** 2).mean()
+            loss = bellman_demo + args.lambda_samp * bellman_samp  # Eq. 8, as batch means
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+            optimizer.step()
+            gradient_steps += 1
+
+            if gradient_steps % args.target_network_frequency == 0:
+                for target_param, param in zip(target_network.parameters(), q_network.parameters()):
+                    target_param.data.copy_(args.tau * param.data + (1.0 - args.tau) * target_param.data)
+            if gradient_steps % 100 == 0:
+                writer.add_scalar("losses/loss", loss.item(), global_step)
+                writer.add_scalar("losses/bellman_demo", bellman_demo.item(), global_step)
+                writer.add_scalar("losses/bellman_samp", bellman_samp.item(), global_step)
+                writer.add_scalar("losses/q_demo", q_sa[:half].mean().item(), global_step)
+                writer.add_scalar("losses/q_samp", q_sa[half:].mean().item(), global_step)
+                sps = int(global_step / (time.time() - start_time))
+                writer.add_scalar("charts/SPS", sps, global_step)
+                print(f"SPS: {sps}")
+
+        if args.eval_frequency and args.eval_episodes and global_step >= next_eval:
+            next_eval += args.eval_frequency
+            seed = args.seed + 1_000_000 + global_step
+            returns = evaluate(args.env_id, q_network, args.eval_episodes, seed, device, args.max_episode_steps)
+            writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+            print(f"global_step={global_step}, greedy evaluation return {np.mean(returns):.1f}")
+
+    wall_time = time.time() - start_time
+    print(f"trained {global_step} env steps, {gradient_steps} gradient steps in {wall_time:.0f} s")
+    if args.save_model:
+        model_path = f"runs/{run_name}/{args.exp_name}.pt"
+        torch.save(q_network.state_dict(), model_path)
+        print(f"model saved to {model_path}")
+    video_folder = f"videos/{run_name}" if args.capture_video else None
+    returns = evaluate(
+        args.env_id, q_network, args.eval_episodes, args.seed + 2_000_000, device, args.max_episode_steps, video_folder
+    )
+    for episode, episodic_return in enumerate(returns):
+        writer.add_scalar("eval/final_episodic_return", episodic_return, episode)
+    if returns:
+        print(f"final greedy evaluation ({len(returns)} games): return {np.mean(returns):.1f}")
+    results = {
+        "args": vars(args),
+        "env_steps": global_step,
+        "gradient_steps": gradient_steps,
+        "final_greedy_returns": returns,
+        "wall_time_s": wall_time,
+        "device": str(device),
+    }
+    with open(f"runs/{run_name}/results.json", "w") as f:
+        json.dump(results, f, indent=1)
+    envs.close()
+    writer.close()

@@ -1,0 +1,143 @@
+"""sqil_dqn_atari.py: the frame-once replay buffer rebuilds exactly the stacks the environment gave
+(across truncations and wrap-around), balanced batches, demonstrations kept apart, the soft Bellman
+target, smoke runs and bad input."""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import sqil_dqn_atari as atari  # noqa: E402
+
+CPU = torch.device("cpu")
+BREAKOUT = "BreakoutNoFrameskip-v4"
+DEMOS = ROOT / "demos" / f"{BREAKOUT}.npz"
+
+
+def key(obs, action, next_obs, terminated) -> str:
+    parts = (np.asarray(obs, np.uint8).tobytes(), np.asarray(next_obs, np.uint8).tobytes())
+    return hashlib.sha1(b"".join(parts) + bytes([int(action), int(terminated)])).hexdigest()
+
+
+def sampled_keys(buffer: atari.FrameReplayBuffer, n: int) -> list[str]:
+    obs, actions, next_obs, terminated = buffer.sample(n)
+    return [key(*row) for row in zip(obs.numpy(), actions.numpy(), next_obs.numpy(), terminated.numpy())]
+
+
+def test_agent_buffer_rebuilds_the_environments_stacks_across_truncations_and_wraparound():
+    """Two environments, episodes truncated after 25 steps, 150 vector steps into a buffer of 60
+    transitions per stream: every sampled (obs, action, next_obs, terminated) must be one the vector
+    environment produced, with the true final observation at truncations (not the next reset), and
+    from the retained window only; and the sample covers most of that window."""
+    envs = gym.vector.SyncVectorEnv(
+        [atari.make_env(BREAKOUT, seed=i, max_episode_steps=25) for i in range(2)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    buffer = atari.FrameReplayBuffer(120, 2, (84, 84), CPU)
+    obs, _ = envs.reset(seed=3)
+    buffer.start_episodes(np.arange(2), obs[:, -1])
+    recorded = [[], []]  # per environment, in order
+    truncations = 0
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        actions = rng.integers(0, 4, size=2)
+        next_obs, _, terminated, truncated, infos = envs.step(actions)
+        for i in range(2):
+            real_next = infos["final_obs"][i] if infos.get("_final_obs", np.zeros(2, bool))[i] else next_obs[i]
+            recorded[i].append(key(obs[i], actions[i], real_next, terminated[i]))
+        truncations += int(truncated.sum())
+        atari.store_step(buffer, next_obs, actions, terminated, truncated, infos)
+        obs = next_obs
+    assert truncations >= 10
+    # Each stream keeps 61 rows; 5 reset frames share them, and the 4 oldest rows lost their history.
+    retained = set(recorded[0][-52:]) | set(recorded[1][-52:])
+    evicted = set(recorded[0][:-62]) | set(recorded[1][:-62])
+    samples = sampled_keys(buffer, 3000)
+    assert set(samples) <= retained | (set(recorded[0][-62:]) | set(recorded[1][-62:]))
+    assert not set(samples) & (evicted - retained)
+    assert len(set(samples) & retained) >= 0.95 * len(retained)
+
+
+def test_demo_buffer_rebuilds_the_stacks_of_the_replayed_games_and_is_never_evicted():
+    demo_buffer = atari.load_demos(str(DEMOS), gym.spaces.Discrete(4), num_episodes=2, device=CPU)
+    data = np.load(DEMOS)
+    env = atari.make_env(BREAKOUT, seed=0)()
+    expected, start = set(), 0
+    for seed, length in zip(data["episode_seeds"][:2], data["episode_lengths"][:2]):
+        obs, _ = env.reset(seed=int(seed))
+        for action in data["actions"][start : start + length]:
+            next_obs, _, terminated, _, _ = env.step(int(action))
+            expected.add(key(obs, action, next_obs, terminated))
+            obs = next_obs
+        start += length
+    before = demo_buffer.frames.clone()
+    samples = sampled_keys(demo_buffer, 2000)
+    assert set(samples) <= expected and len(set(samples)) > 0.8 * len(expected)
+    agent_buffer = atari.FrameReplayBuffer(10, 1, (84, 84), CPU)
+    agent_buffer.start_episodes(np.zeros(1, dtype=np.int64), np.zeros((1, 84, 84), np.uint8))
+    for _ in range(50):  # the agent buffer wraps five times; the demonstrations stay as they were
+        agent_buffer.add(np.zeros(1, dtype=np.int64), np.zeros((1, 84, 84), np.uint8), [0], [False])
+    assert torch.equal(demo_buffer.frames, before) and demo_buffer.num_transitions() == int(
+        data["episode_lengths"][:2].sum() + 2
+    )
+
+
+def test_balanced_batch_is_half_demonstrations_and_stores_one_frame_per_transition():
+    streams = np.zeros(1, dtype=np.int64)
+    demo, agent = atari.FrameReplayBuffer(100, 1, (84, 84), CPU), atari.FrameReplayBuffer(1000, 1, (84, 84), CPU)
+    for buffer, value, steps in ((demo, 255, 50), (agent, 0, 3)):  # only 3 agent transitions so far
+        buffer.start_episodes(streams, np.full((1, 84, 84), value, np.uint8))
+        for _ in range(steps):
+            buffer.add(streams, np.full((1, 84, 84), value, np.uint8), [1], [False])
+    obs, actions, next_obs, terminated = atari.balanced_batch(demo, agent, 32)
+    assert obs.shape == (32, 4, 84, 84) and obs.dtype == torch.uint8
+    assert (obs[:16] == 255).all() and (obs[16:] == 0).all() and (next_obs[16:] == 0).all()
+    per_transition = sum(t.element_size() * t[0, 0].numel() for t in (agent.frames, agent.age, agent.actions))
+    per_transition += agent.terminated.element_size()
+    assert per_transition <= 7_500  # 1,000,000 transitions in at most 7.5 GB (a stack of 4 frames alone: 28 KB)
+
+
+def test_soft_bellman_target_terminated_vs_truncated():
+    q_sa, rewards = torch.tensor([2.0, 2.0]), torch.tensor([1.0, 1.0])
+    next_q = torch.log(torch.tensor([[1.0, 1.0, 2.0], [1.0, 1.0, 2.0]]))  # V(s') = log 4 with alpha = 1
+    errors = atari.soft_bellman_error(q_sa, next_q, rewards, torch.tensor([True, False]), gamma=0.9, alpha=1.0)
+    assert errors[0].item() == pytest.approx(1.0)  # absorbing: V = r_abs / (1 - gamma) = 0
+    assert errors[1].item() == pytest.approx(2.0 - (1.0 + 0.9 * np.log(4.0)))
+    half = atari.soft_bellman_error(q_sa, next_q * 0.5, rewards, torch.tensor([False, False]), 0.9, alpha=0.5)
+    assert half[0].item() == pytest.approx(2.0 - (1.0 + 0.9 * 0.5 * np.log(4.0)))
+
+
+def test_smoke_two_envs_crossing_truncations_with_saved_model(run_script, tmp_path):
+    result = run_script(
+        "sqil_dqn_atari.py", "--total-timesteps", "160", "--num-envs", "2", "--learning-starts", "40",
+        "--max-episode-steps", "30", "--eval-frequency", "80", "--eval-episodes", "1", "--num-demos", "2",
+        "--buffer-size", "100", "--target-network-frequency", "5", "--train-frequency", "4", "--save-model",
+    )  # fmt: skip
+    assert result.stdout.count("episodic_return=") >= 4 and "final greedy evaluation (1 games)" in result.stdout
+    (results_file,) = tmp_path.glob("runs/*/results.json")
+    results = json.loads(results_file.read_text())
+    assert results["env_steps"] == 160 and results["gradient_steps"] == 40
+    (model,) = tmp_path.glob("runs/*/sqil_dqn_atari.pt")
+    atari.QNetwork(4).load_state_dict(torch.load(model))
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--env-id", "LunarLander-v3"], "plays Atari games as `<Game>NoFrameskip-v4`"),
+        (["--env-id", "NoSuchGameNoFrameskip-v4"], "cannot make environment 'NoSuchGameNoFrameskip-v4'"),
+        (["--demo-path", "missing.npz"], "does not exist"),
+        (["--demo-path", str(ROOT / "demos" / "PongNoFrameskip-v4.npz")], "holds observations"),
+        (["--num-demos", "21"], "--num-demos 21 is not between 1 and the 20 episodes"),
+    ],
+)
+def test_bad_input_gives_one_sentence(run_script, flags, message):
+    result = run_script("sqil_dqn_atari.py", "--total-timesteps", "10", *flags, check=False)
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
