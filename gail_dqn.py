@@ -7,8 +7,8 @@ The learner is SQIL's soft Q-learning from rbc_lunar.py, unchanged: the same net
 policy, replay buffer, target network and schedule (one rollout every `k` gradient steps). Only
 the reward differs: SQIL gives demonstrations 1 and the agent 0; GAIL learns a discriminator
 D(s, a), the probability that (s, a) came from the expert, and rewards the agent with
-r(s, a) = -log(1 - D(s, a)), recomputed from the current discriminator whenever a transition is
-sampled, never stored. The learner trains on its own transitions only, as GAIL's RL step does.
+r(s, a) = -log(1 - D(s, a)) (or log D - log(1 - D) with `--reward-formula logit`), recomputed from
+the current discriminator whenever a transition is sampled, never stored. The learner trains on its own transitions only, as GAIL's RL step does.
 
 Two variants (paper, Appendix A.2):
 - biased: an episode's end is terminal, V(s_T) = 0. Since -log(1 - D) > 0, the agent is paid to
@@ -69,6 +69,8 @@ class Args:
     """use only the first this many demonstration episodes (default: all)"""
     reward_variant: Literal["unbiased", "biased"] = "unbiased"
     """unbiased: absorbing states judged by the discriminator (Kostrikov et al.); biased: episode ends are terminal"""
+    reward_formula: Literal["gail", "logit"] = "gail"
+    """gail: r = -log(1 - D) (the paper's); logit: r = log D - log(1 - D), which can be negative"""
     start_state: Literal["demo", "shifted"] = "demo"
     """LunarLander start states while training: the environment's own, or the shifted start (as rbc_lunar.py)"""
     eval_start_state: Literal["demo", "shifted"] | None = None
@@ -216,9 +218,10 @@ def discriminator_logits(discriminator: QNetwork, obs: torch.Tensor, actions: to
     return discriminator(obs).gather(1, actions[:, None]).squeeze(1)
 
 
-def gail_reward(logits: torch.Tensor) -> torch.Tensor:
-    """r(s, a) = -log(1 - D(s, a)) = softplus(logit D(s, a)): positive, large where D says "expert"."""
-    return F.softplus(logits)
+def gail_reward(logits: torch.Tensor, formula: str = "gail") -> torch.Tensor:
+    """gail: r(s, a) = -log(1 - D(s, a)) = softplus(logit), always positive (the paper's, Section A.2);
+    logit: r(s, a) = log D(s, a) - log(1 - D(s, a)) = logit, zero where D cannot tell (as AIRL)."""
+    return F.softplus(logits) if formula == "gail" else logits
 
 
 def discriminator_loss(demo_logits: torch.Tensor, agent_logits: torch.Tensor) -> torch.Tensor:
@@ -406,7 +409,7 @@ if __name__ == "__main__":
         # The learner: soft Q-learning on the agent's transitions, rewards from the current discriminator.
         obs, actions, next_obs, terminated = agent_buffer.sample(args.batch_size)
         with torch.no_grad():
-            rewards = gail_reward(discriminator_logits(discriminator, obs, actions))
+            rewards = gail_reward(discriminator_logits(discriminator, obs, actions), args.reward_formula)
             next_q_values = target_network(next_obs)
         q_sa = q_network(obs).gather(1, actions[:, None]).squeeze(1)
         td_loss = (soft_bellman_error(q_sa, next_q_values, rewards, terminated, args.gamma, args.alpha) ** 2).mean()

@@ -23,6 +23,8 @@ def test_reward_is_minus_log_one_minus_d():
     torch.testing.assert_close(gail_dqn.gail_reward(logits), expected, rtol=1e-5, atol=1e-6)
     assert gail_dqn.gail_reward(torch.tensor([0.0])).item() == pytest.approx(np.log(2.0))  # D = 1/2
     assert (gail_dqn.gail_reward(torch.linspace(-30, 30, 61)) > 0).all()  # the biased variant's sign
+    expected_logit = torch.log(d) - torch.log(1 - d)
+    torch.testing.assert_close(gail_dqn.gail_reward(logits, "logit"), expected_logit, rtol=1e-5, atol=1e-5)
 
 
 def test_discriminator_loss_labels_demonstrations_one_and_agent_zero():
@@ -67,13 +69,13 @@ def test_terminated_transitions_do_not_bootstrap_and_truncated_ones_do():
     assert errors[1].item() == pytest.approx(1.0 - (0.5 + 0.9 * np.log(4.0)))
 
 
-@pytest.mark.parametrize("variant", ["unbiased", "biased"])
-def test_smoke_crosses_episode_ends(run_script, tmp_path, variant):
+@pytest.mark.parametrize("variant, formula", [("unbiased", "gail"), ("biased", "logit")])
+def test_smoke_crosses_episode_ends(run_script, tmp_path, variant, formula):
     """Episodes capped at 60 steps, one rollout every 100 of 400 gradient steps: several episode
     ends (truncations, and terminations when the lander crashes) pass through the buffers."""
     result = run_script(
         "gail_dqn.py", "--reward-variant", variant, "--max-episode-steps", "60", "--final-eval-episodes", "2",
-        "--start-state", "shifted", "--save-model", "--num-demos", "10", *TINY,
+        "--start-state", "shifted", "--save-model", "--num-demos", "10", "--reward-formula", formula, *TINY,
     )  # fmt: skip
     assert "final greedy evaluation (shifted start)" in result.stdout
     (results_file,) = tmp_path.glob("runs/*/results.json")
