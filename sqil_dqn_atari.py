@@ -292,7 +292,8 @@ class QNetwork(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x / 255.0)
+        # channels-last convolutions: 25 instead of 30 ms per CPU update of 32 here (README, "Speed")
+        return self.network((x / 255.0).contiguous(memory_format=torch.channels_last))
 
 
 def soft_value(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -366,10 +367,10 @@ if __name__ == "__main__":
         sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
     n_actions = int(envs.single_action_space.n)
 
-    q_network = QNetwork(n_actions).to(device)
-    target_network = QNetwork(n_actions).to(device)
+    q_network = QNetwork(n_actions).to(device, memory_format=torch.channels_last)
+    target_network = QNetwork(n_actions).to(device, memory_format=torch.channels_last)
     target_network.load_state_dict(q_network.state_dict())
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel per step
 
     # D_demo: the demonstrations with reward r_demo, never evicted. D_samp: the agent's own, reward 0.
     demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
@@ -387,6 +388,7 @@ if __name__ == "__main__":
     obs, _ = envs.reset(seed=args.seed)
     agent_buffer.start_episodes(np.arange(args.num_envs), obs[:, -1])
     global_step, gradient_steps, next_eval, start_time = 0, 0, args.eval_frequency, time.time()
+    learning_start = None  # (env steps, time) of the first gradient step, for the steady-state speed
     while global_step < args.total_timesteps:
         # Algorithm 1, lines 5-7 with k = 1: act with the Boltzmann policy; store what happened.
         with torch.no_grad():
@@ -401,7 +403,7 @@ if __name__ == "__main__":
         obs = next_obs
 
         # Algorithm 1, line 4: gradient steps on balanced batches, one per `train_frequency` env steps.
-        while global_step >= args.learning_starts and gradient_steps < global_step // args.train_frequency:
+        while gradient_steps < (global_step - args.learning_starts) // args.train_frequency:
             batch_obs, batch_actions, batch_next_obs, batch_terminated = balanced_batch(
                 demo_buffer, agent_buffer, args.batch_size
             )
@@ -416,6 +418,7 @@ if __name__ == "__main__":
             nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
             optimizer.step()
             gradient_steps += 1
+            learning_start = learning_start or (global_step, time.time())
 
             if gradient_steps % args.target_network_frequency == 0:
                 for target_param, param in zip(target_network.parameters(), q_network.parameters()):
@@ -439,6 +442,9 @@ if __name__ == "__main__":
 
     wall_time = time.time() - start_time
     print(f"trained {global_step} env steps, {gradient_steps} gradient steps in {wall_time:.0f} s")
+    if learning_start and global_step > learning_start[0]:
+        steady_sps = (global_step - learning_start[0]) / (time.time() - learning_start[1])
+        print(f"steady state since the first gradient step: {steady_sps:.1f} env steps/s")
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.pt"
         torch.save(q_network.state_dict(), model_path)
