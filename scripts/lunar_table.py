@@ -47,7 +47,14 @@ ROWS.update(
 ROWS["BC (bc.py)"] = ([], (0.07, 0.93))
 ROWS["GAIL-DQL-U"] = (["--reward-variant", "unbiased", "--alpha", "0.1"], (0.67, 0.93))
 ROWS["GAIL-DQL-B"] = (["--reward-variant", "biased", "--alpha", "0.1"], (0.98, 0.95))
-SCRIPTS = {"BC (bc.py)": "bc.py", "GAIL-DQL-U": "gail_dqn.py", "GAIL-DQL-B": "gail_dqn.py"}  # others: rbc_lunar.py
+# A third try for the unbiased variant, the reward log D - log(1 - D) (same protocol: default start, seed 1).
+ROWS["GAIL-DQL-U logit"] = (
+    ["--reward-variant", "unbiased", "--alpha", "0.1", "--reward-formula", "logit"],
+    (0.67, 0.93),
+)
+SCRIPTS = {"BC (bc.py)": "bc.py"} | {
+    row: "gail_dqn.py" for row in ROWS if row.startswith("GAIL")
+}  # others: rbc_lunar.py
 PAPER_RANDOM = (0.10, 0.04)
 
 
