@@ -329,6 +329,8 @@ if __name__ == "__main__":
             save_code=True,
         )
 
+    if not 0 <= args.val_fraction < 1:
+        sys.exit(f"error: --val-fraction {args.val_fraction} must be at least 0 and below 1.")
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -345,12 +347,12 @@ if __name__ == "__main__":
     image = is_atari(args.env_id)
     if isinstance(action_space, gym.spaces.Discrete) and (image or len(observation_space.shape) == 1):
         policy = DiscretePolicy(observation_space, int(action_space.n)).to(device)
-    elif isinstance(action_space, gym.spaces.Box) and len(observation_space.shape) == 1:
+    elif isinstance(action_space, gym.spaces.Box) and len(observation_space.shape) == 1 and action_space.is_bounded():
         policy = GaussianPolicy(observation_space.shape[0], action_space, args.continuous_loss).to(device)
     else:
         sys.exit(
             f"error: bc.py handles Atari (*NoFrameskip-v4), vector observations with discrete actions, and vector "
-            f"observations with continuous actions; {args.env_id!r} has {observation_space} and {action_space}."
+            f"observations with bounded continuous actions; {args.env_id!r} has {observation_space} and {action_space}."
         )
     learning_rate = args.learning_rate or (2.5e-4 if image else 1e-3)
     optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
@@ -362,7 +364,7 @@ if __name__ == "__main__":
         frame_space = gym.spaces.Box(0, 255, observation_space.shape[1:], np.uint8)
     demos = load_demos(demo_path, frame_space, action_space, args.num_demos)
     lengths = demos["episode_lengths"]
-    num_val = max(1, round(args.val_fraction * len(lengths))) if len(lengths) > 1 and args.val_fraction > 0 else 0
+    num_val = min(max(1, round(args.val_fraction * len(lengths))), len(lengths) - 1) if args.val_fraction > 0 else 0
     num_train_steps = int(lengths[: len(lengths) - num_val].sum())
     num_steps = int(lengths.sum())
     print(

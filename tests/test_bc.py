@@ -136,6 +136,7 @@ def test_continuous_actions(run_script, tmp_path, loss):
         (["--env-id", "Pendulum-v1", "--demo-path", str(ROOT / "demos" / "LunarLander-v3.npz")], "holds observations"),
         (["--env-id", "Pendulum-v1", "--start-state", "shifted"], "exists for LunarLander only"),
         (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
+        (["--val-fraction", "1"], "--val-fraction 1.0 must be at least 0 and below 1"),
     ],
 )
 def test_bad_input_gives_one_sentence(run_script, flags, message):
