@@ -39,6 +39,11 @@ class Args:
     """where to write the file (default: demos/<env-id>.npz)"""
     summary: str | None = None
     """print a summary of this existing demonstration file and exit (records nothing)"""
+    expert_model: str | None = None
+    """continuous actions: a model saved by `sqil_sac_continuous.py --save-model` (or one of its checkpoints),
+    whose actor is the expert"""
+    stochastic: bool = False
+    """with --expert-model: sample the actor's actions instead of taking its mean (the paper's Humanoid expert)"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,13 +152,47 @@ def frames_checksum(frames: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(frames, dtype=np.uint8).tobytes()).hexdigest()
 
 
+def sac_expert(path: str, env: gym.Env, stochastic: bool):
+    """The actor of a model or checkpoint saved by sqil_sac_continuous.py, as an expert."""
+    import torch
+
+    from sqil_sac_continuous import Actor
+
+    if not Path(path).is_file():
+        sys.exit(f"collect_demos.py: expert model {path} does not exist.")
+    saved = torch.load(path, weights_only=False)
+    if saved["args"]["env_id"] != env.spec.id:
+        sys.exit(f"collect_demos.py: {path} was trained on {saved['args']['env_id']}, not {env.spec.id}.")
+    actor = Actor(env.observation_space.shape[0], env.action_space)
+    actor.load_state_dict(saved["actor"])
+    torch.manual_seed(0)
+
+    def expert(env: gym.Env, obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            sampled, _, mean = actor(torch.as_tensor(obs, dtype=torch.float32)[None])
+        return (sampled if stochastic else mean)[0].numpy()
+
+    policy = "sampled actions" if stochastic else "mean action"
+    return expert, f"SAC actor trained by sqil_sac_continuous.py --reward-source env ({path}, {policy})"
+
+
 def record(args: Args) -> None:
-    if args.env_id not in EXPERTS:
-        sys.exit(f"collect_demos.py: no expert for {args.env_id!r}; experts exist for {', '.join(EXPERTS)}.")
-    expert, expert_description = EXPERTS[args.env_id]
-    num_episodes = args.num_episodes or (20 if is_atari(args.env_id) else 100)
+    try:
+        env = make_env(args.env_id)
+    except (gym.error.Error, ImportError) as error:
+        sys.exit(f"collect_demos.py: cannot make environment {args.env_id!r}: {error}")
+    if args.expert_model:
+        expert, expert_description = sac_expert(args.expert_model, env, args.stochastic)
+    elif args.env_id in EXPERTS:
+        expert, expert_description = EXPERTS[args.env_id]
+    else:
+        sys.exit(
+            f"collect_demos.py: no expert for {args.env_id!r}; experts exist for {', '.join(EXPERTS)}, "
+            "and --expert-model takes a SAC model for continuous actions."
+        )
+    continuous = isinstance(env.action_space, gym.spaces.Box)
+    num_episodes = args.num_episodes or (20 if is_atari(args.env_id) else 25 if continuous else 100)
     out = Path(args.out or f"demos/{args.env_id}.npz")
-    env = make_env(args.env_id)
     atari = is_atari(args.env_id)
 
     obs_rows, final_obs, actions, rewards, terminated, truncated = [], [], [], [], [], []
@@ -188,6 +227,7 @@ def record(args: Args) -> None:
 
     import ale_py
     import Box2D
+    import mujoco
 
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -205,11 +245,12 @@ def record(args: Args) -> None:
             "gymnasium": gym.__version__,
             "ale_py": ale_py.__version__,
             "box2d": getattr(Box2D, "__version__", "unknown"),
+            "mujoco": mujoco.__version__,
         },
         "recorded": time.strftime("%Y-%m-%d"),
     }
     arrays = dict(
-        actions=np.asarray(actions, dtype=np.int64),
+        actions=np.asarray(actions, dtype=np.float32 if continuous else np.int64),
         rewards=np.asarray(rewards, dtype=np.float32),
         terminated=np.asarray(terminated, dtype=bool),
         truncated=np.asarray(truncated, dtype=bool),

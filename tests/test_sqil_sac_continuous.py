@@ -1,0 +1,201 @@
+"""sqil_sac_continuous.py: exact checks of the soft target, the likelihood, the critics and the
+balanced batch; smoke runs on HalfCheetah and Humanoid crossing episode ends; resume; bad input."""
+
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import sqil_sac_continuous as sac  # noqa: E402
+
+
+def tiny(total_timesteps: int = 300) -> list[str]:
+    """Flags for a run that learns for a few steps and crosses episode ends (120-step episodes)."""
+    return [
+        "--total-timesteps", str(total_timesteps), "--learning-starts", "100", "--batch-size", "32",
+        "--max-episode-steps", "120", "--eval-frequency", "150", "--eval-episodes", "1", "--final-eval-episodes", "1",
+    ]  # fmt: skip
+
+
+TINY = tiny()
+
+
+def test_soft_q_target_bootstraps_on_truncation_not_on_termination():
+    rewards = torch.tensor([1.0, 1.0, 0.0])
+    next_q_min = torch.tensor([10.0, 10.0, 4.0])
+    next_log_prob = torch.tensor([-2.0, -2.0, 1.0])
+    terminated = torch.tensor([True, False, False])  # row 1 is a truncated end: stored as not terminated
+    targets = sac.soft_q_target(rewards, next_q_min, next_log_prob, terminated, gamma=0.5, alpha=0.25)
+    # y = r + gamma * (1 - terminated) * (Q' - alpha log pi'): 1 + 0; 1 + 0.5 * (10 + 0.5); 0 + 0.5 * (4 - 0.25)
+    torch.testing.assert_close(targets, torch.tensor([1.0, 6.25, 1.875]))
+
+
+def test_squashed_gaussian_log_prob_equals_the_change_of_variables():
+    torch.manual_seed(0)
+    # float64: the reference inverts tanh, which loses float32 precision where |u| is large
+    mean, log_std = torch.randn(64, 3, dtype=torch.float64), torch.randn(64, 3, dtype=torch.float64).clamp(-2, 1)
+    u = mean + log_std.exp() * torch.randn(64, 3, dtype=torch.float64)
+    reference = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(mean, log_std.exp()), [torch.distributions.TanhTransform()]
+    )
+    expected = reference.log_prob(torch.tanh(u)).sum(-1)
+    torch.testing.assert_close(sac.squashed_gaussian_log_prob(u, mean, log_std), expected)
+    # where tanh(u) rounds to 1 the naive log(1 - tanh(u)^2) is -inf; ours stays finite
+    far = torch.tensor([[30.0]])
+    assert torch.isfinite(sac.squashed_gaussian_log_prob(far, torch.zeros(1, 1), torch.zeros(1, 1))).all()
+
+
+def test_actor_actions_stay_in_the_bounds_and_the_mean_is_deterministic():
+    space = gym.spaces.Box(np.array([-0.4, 0.0], np.float32), np.array([0.4, 2.0], np.float32))
+    actor = sac.Actor(5, space)
+    obs = torch.randn(500, 5) * 20
+    sampled, log_prob, mean = actor(obs)
+    for actions in (sampled, mean):
+        assert (actions >= torch.tensor(space.low)).all() and (actions <= torch.tensor(space.high)).all()
+    torch.testing.assert_close(actor(obs)[2], mean)
+    assert log_prob.shape == (500,)
+
+
+def test_twin_critics_are_two_independent_networks():
+    torch.manual_seed(0)
+    qf = sac.TwinSoftQNetwork(obs_dim=4, action_dim=2, hidden=8)
+    obs, actions = torch.randn(5, 4), torch.randn(5, 2)
+    q = qf(obs, actions)
+    assert q.shape == (2, 5)
+    x = torch.cat([obs, actions], -1)
+    layers = [m for m in qf.network if isinstance(m, sac.EnsembleLinear)]
+    for j in range(2):  # member j is an ordinary MLP with the j-th weights of every layer
+        h = x
+        for i, layer in enumerate(layers):
+            h = h @ layer.weight[j] + layer.bias[j]
+            h = torch.relu(h) if i < len(layers) - 1 else h
+        torch.testing.assert_close(q[j], h.squeeze(-1))
+    with torch.no_grad():
+        layers[0].weight[0].add_(1.0)
+    changed = qf(obs, actions)
+    assert not torch.allclose(changed[0], q[0]) and torch.equal(changed[1], q[1])
+
+
+def test_balanced_batch_and_demonstrations_are_never_evicted():
+    device = torch.device("cpu")
+    demo = sac.ReplayBuffer(10, 3, 1, device)
+    demo.add(np.ones((10, 3)), np.ones((10, 1)), np.full(10, 7.0), np.ones((10, 3)), np.zeros(10, bool))
+    agent = sac.ReplayBuffer(4, 3, 1, device)
+    for step in range(23):  # wraps the agent buffer five times over
+        agent.add([np.full(3, -step)], [[-1.0]], [5.0], [np.full(3, -step - 1)], [step % 7 == 0])
+    assert agent.size == 4 and sorted(agent.obs[:, 0].tolist()) == [-22, -21, -20, -19]  # the newest four
+    assert torch.equal(demo.obs, torch.ones(10, 3))
+    obs, actions, rewards, next_obs, terminated = sac.balanced_batch(demo, agent, 16, r_demo=10.0)
+    assert (obs[:8] == 1).all() and (obs[8:] <= -19).all()
+    torch.testing.assert_close(rewards, torch.tensor([10.0] * 8 + [0.0] * 8))  # the env's rewards (7, 5) are dropped
+    torch.testing.assert_close(next_obs[8:, 0], obs[8:, 0] - 1)
+
+
+def write_random_demos(path: Path, env_id: str, episodes: int = 2, length: int = 60) -> None:
+    """A small demonstration file in the project's format from a random policy (plumbing only)."""
+    env = gym.make(env_id, max_episode_steps=length)
+    env.action_space.seed(0)
+    obs_rows, final_obs, actions, terminated, truncated, lengths = [], [], [], [], [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=episode)
+        done = False
+        while not done:
+            action = env.action_space.sample()
+            next_obs, _, term, trunc, _ = env.step(action)
+            obs_rows.append(obs)
+            actions.append(action)
+            terminated.append(term)
+            truncated.append(trunc)
+            obs, done = next_obs, term or trunc
+        final_obs.append(obs)
+        lengths.append(len(actions) - sum(lengths))
+    space = {"type": "Box", "shape": list(env.observation_space.shape), "dtype": str(env.observation_space.dtype)}
+    act_space = {"type": "Box", "shape": list(env.action_space.shape), "dtype": str(env.action_space.dtype)}
+    metadata = {"format_version": 1, "env_id": env_id, "observation_space": space, "action_space": act_space}
+    np.savez_compressed(
+        path,
+        obs=np.asarray(obs_rows, np.float32),
+        final_obs=np.asarray(final_obs, np.float32),
+        actions=np.asarray(actions, np.float32),
+        rewards=np.zeros(len(actions), np.float32),
+        terminated=np.asarray(terminated),
+        truncated=np.asarray(truncated),
+        episode_lengths=np.asarray(lengths),
+        episode_returns=np.zeros(episodes),
+        metadata=np.array(json.dumps(metadata)),
+    )
+
+
+def test_halfcheetah_sqil_crosses_truncations_saves_and_evaluates(run_script, tmp_path):
+    write_random_demos(tmp_path / "cheetah.npz", "HalfCheetah-v5")
+    result = run_script(
+        "sqil_sac_continuous.py", "--demo-path", str(tmp_path / "cheetah.npz"), "--save-model", *TINY
+    )  # fmt: skip
+    assert "2 episodes, 120 transitions" in result.stdout and "r_demo 10.0" in result.stdout  # the paper's value
+    assert "final stochastic evaluation (1 episodes)" in result.stdout
+    (results_file,) = tmp_path.glob("runs/*/results.json")
+    results = json.loads(results_file.read_text())
+    assert results["r_demo"] == 10.0 and np.isfinite(results["final_deterministic_return"])
+    (model_file,) = tmp_path.glob("runs/*/sqil_sac_continuous.pt")
+    saved = torch.load(model_file, weights_only=False)
+    env = gym.make("HalfCheetah-v5")
+    sac.Actor(env.observation_space.shape[0], env.action_space).load_state_dict(saved["actor"])
+
+    # the saved actor is an expert that collect_demos.py can record, in the format the loader takes
+    out = tmp_path / "recorded.npz"
+    run_script(
+        "collect_demos.py", "--env-id", "HalfCheetah-v5", "--expert-model", str(model_file), "--num-episodes", "1",
+        "--out", str(out),
+    )  # fmt: skip
+    demos = sac.load_demos(str(out), env.unwrapped, None)
+    assert demos["actions"].shape == (1000, 6) and demos["actions"].dtype == np.float32
+    np.testing.assert_array_equal(demos["next_obs"][:-1], demos["obs"][1:])
+
+
+def test_humanoid_sqil_crosses_terminations(run_script, tmp_path):
+    write_random_demos(tmp_path / "humanoid.npz", "Humanoid-v5")  # random Humanoids fall: terminated ends
+    assert np.load(tmp_path / "humanoid.npz")["terminated"].any()
+    result = run_script(
+        "sqil_sac_continuous.py", "--env-id", "Humanoid-v5", "--demo-path", str(tmp_path / "humanoid.npz"), *TINY
+    )  # fmt: skip
+    assert "r_demo 5.0" in result.stdout and "final deterministic evaluation" in result.stdout
+
+
+def test_plain_sac_checkpoints_and_resumes(run_script, tmp_path):
+    flags = ["--reward-source", "env", "--checkpoint-frequency", "200"]
+    run_script("sqil_sac_continuous.py", *flags, *tiny(200))
+    (checkpoint,) = tmp_path.glob("checkpoints/*.pt")
+    state = torch.load(checkpoint, weights_only=False)
+    assert state["global_step"] == 200 and len(state["agent_buffer"]["actions"]) == 200
+    result = run_script("sqil_sac_continuous.py", *flags, *tiny(300), "--resume", str(checkpoint))
+    assert "at step 200" in result.stdout and "trained 100 env steps" in result.stdout
+    assert torch.load(checkpoint, weights_only=False)["global_step"] == 300
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--demo-path", "missing.npz"], "does not exist"),
+        (["--demo-path", str(ROOT / "demos" / "LunarLander-v3.npz")], "holds observations"),
+        (["--env-id", "LunarLander-v3"], "needs vector observations and bounded Box actions"),
+        (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
+        (["--resume", "missing.pt"], "checkpoint missing.pt does not exist"),
+    ],
+)
+def test_bad_input_gives_one_sentence(run_script, flags, message):
+    result = run_script("sqil_sac_continuous.py", *flags, *TINY, check=False)
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_num_demos_out_of_range(run_script, tmp_path):
+    write_random_demos(tmp_path / "cheetah.npz", "HalfCheetah-v5")
+    result = run_script(
+        "sqil_sac_continuous.py", "--demo-path", str(tmp_path / "cheetah.npz"), "--num-demos", "3", *TINY, check=False
+    )  # fmt: skip
+    assert result.returncode != 0 and "--num-demos 3 is not between 1 and the 2 episodes" in result.stderr
