@@ -2,6 +2,7 @@
 
     python bc.py --env-id LunarLander-v3 --start-state shifted
     python bc.py --env-id BreakoutNoFrameskip-v4
+    python bc.py --env-id CarRacing-v3 --start-state rotated
     python bc.py --env-id HalfCheetah-v5 --demo-path demos/HalfCheetah-v5.npz
 
 BC fits the policy to the demonstrations alone: no environment reward and no interaction while
@@ -10,6 +11,8 @@ deterministic and the stochastic policy play `final_eval_episodes` episodes each
 
 The network follows from the environment's spaces, the same as in the SQIL file of each family:
 - image observations (Atari `*NoFrameskip-v4`): the Nature DQN network on 4 stacked 84x84 frames;
+- CarRacing (discrete actions): four convolutions and two layers of 256 units on 4 stacked 64x64
+  grayscale frames, the network and preprocessing of sqil_car_racing.py;
 - vector observations, discrete actions (LunarLander): two fully connected layers of 128 units;
 - vector observations, continuous actions (MuJoCo): two layers of 256 units and a tanh-squashed
   Gaussian, fit by maximum likelihood (`--continuous-loss mle`) or by mean squared error (`mse`).
@@ -65,8 +68,9 @@ class Args:
     """use only the first this many demonstration episodes, validation included (default: all)"""
     val_fraction: float = 0.1
     """fraction of the demonstration episodes held out for the validation loss (at least one of two or more)"""
-    start_state: Literal["demo", "shifted"] = "demo"
-    """LunarLander only: evaluate from the environment's own start or the shifted start (as rbc_lunar.py)"""
+    start_state: Literal["demo", "shifted", "rotated"] = "demo"
+    """evaluate from the environment's own start, LunarLander's shifted start (as rbc_lunar.py) or
+    CarRacing's rotated start (as sqil_car_racing.py)"""
     max_episode_steps: int | None = None
     """cut evaluation episodes after this many agent steps (default: the environment's own limit)"""
     continuous_loss: Literal["mle", "mse"] = "mle"
@@ -95,8 +99,15 @@ FRAME_STACK = 4
 SHIFTED_X = 0.7  # |x| of LunarLander's shifted start, in observation units (the flags are at |x| = 0.2)
 
 
+CAR_FRAME_SIZE = 64  # CarRacing: 96x96 colour -> 64x64 grayscale, as sqil_car_racing.py
+
+
 def is_atari(env_id: str) -> bool:
     return env_id.endswith("NoFrameskip-v4")
+
+
+def is_car_racing(env_id: str) -> bool:
+    return env_id.startswith("CarRacing")
 
 
 class ShiftedStart(gym.Wrapper):
@@ -114,10 +125,44 @@ class ShiftedStart(gym.Wrapper):
         return obs, info
 
 
-def make_env(env_id: str, start_state: str, seed: int, max_episode_steps=None, video_folder=None) -> gym.Env:
+class RotatedStart(gym.Wrapper):
+    """CarRacing with the car on the start tile rotated by 90 degrees, left or right (the same wrapper
+    as sqil_car_racing.py, where tests/test_sqil_car_racing.py checks it is perpendicular)."""
+
+    def reset(self, **kwargs):
+        self.env.reset(**kwargs)
+        from gymnasium.envs.box2d.car_dynamics import SIZE, WHEELPOS, Car
+
+        car_racing = self.env.unwrapped
+        _, track_angle, x, y = car_racing.track[0]
+        side = 1.0 if car_racing.np_random.random() < 0.5 else -1.0
+        car_racing.car.destroy()
+        car_racing.car = Car(car_racing.world, track_angle + side * np.pi / 2, x, y)
+        for wheel, (wx, wy) in zip(car_racing.car.wheels, WHEELPOS):
+            wheel.position = car_racing.car.hull.GetWorldPoint((wx * SIZE, wy * SIZE))
+        obs, *_, info = car_racing.step(None)
+        return obs, info
+
+
+def make_env(
+    env_id: str, start_state: str, seed: int, max_episode_steps=None, video_folder=None, stack: bool = True
+) -> gym.Env:
     """Atari: noop reset, frame skip 4 with max-pooling, 84x84 grayscale, full games (no life-loss
-    ends), 4 stacked frames, exactly the preprocessing the demonstrations were recorded through."""
+    ends), 4 stacked frames, exactly the preprocessing the demonstrations were recorded through.
+    CarRacing: discrete actions, 64x64 grayscale, 4 stacked frames (sqil_car_racing.py)."""
     render_mode = "rgb_array" if video_folder else None
+    if is_car_racing(env_id):
+        env = gym.make(env_id, continuous=False, max_episode_steps=max_episode_steps, render_mode=render_mode)
+        if start_state == "rotated":
+            env = RotatedStart(env)
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        if video_folder:
+            env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: episode < 3)
+        env = gym.wrappers.GrayscaleObservation(env)
+        env = gym.wrappers.ResizeObservation(env, (CAR_FRAME_SIZE, CAR_FRAME_SIZE))
+        env = gym.wrappers.FrameStackObservation(env, FRAME_STACK) if stack else env
+        env.action_space.seed(seed)
+        return env
     if is_atari(env_id):
         import ale_py
 
@@ -173,7 +218,12 @@ def load_demos(path: str, observation_space: gym.Space, action_space: gym.Space,
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
         sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
     lengths = lengths[:num_episodes]
-    obs = replay_atari(path, data, metadata, len(lengths)) if metadata.get("replay") else data["obs"]
+    if metadata.get("replay") and is_car_racing(metadata["env_id"]):
+        obs = replay_car_racing(path, data, metadata, len(lengths))
+    elif metadata.get("replay"):
+        obs = replay_atari(path, data, metadata, len(lengths))
+    else:
+        obs = data["obs"]
     steps = int(lengths.sum())
     return {"obs": obs[:steps], "actions": data["actions"][:steps], "episode_lengths": lengths}
 
@@ -192,6 +242,26 @@ def replay_atari(path: str, data: dict, metadata: dict, num_episodes: int) -> np
         frames += [env.step(int(action))[0] for action in data["actions"][start : start + length]]
         start += length
         if hashlib.sha256(np.stack(frames).tobytes()).hexdigest() != data["episode_checksums"][episode]:
+            sys.exit(
+                f"error: replaying episode {episode} of {path} gave other frames than were recorded "
+                f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
+            )
+        obs.extend(frames[:-1])
+    return np.stack(obs)
+
+
+def replay_car_racing(path: str, data: dict, metadata: dict, num_episodes: int) -> np.ndarray:
+    """Rebuilds the first episodes' preprocessed frames from their seeds and actions; the SHA-256 is of
+    the raw colour frames the environment rendered."""
+    env = make_env(metadata["env_id"], "demo", seed=0, stack=False)
+    obs, start = [], 0
+    for episode, (seed, length) in enumerate(zip(data["episode_seeds"][:num_episodes], data["episode_lengths"])):
+        frames, raw_frames = [env.reset(seed=int(seed))[0]], [env.unwrapped.state]
+        for action in data["actions"][start : start + length]:
+            frames.append(env.step(int(action))[0])
+            raw_frames.append(env.unwrapped.state)
+        start += length
+        if hashlib.sha256(np.stack(raw_frames).tobytes()).hexdigest() != data["episode_checksums"][episode]:
             sys.exit(
                 f"error: replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
@@ -235,6 +305,32 @@ class NatureCNN(nn.Module):
         return self.network(x / 255.0)
 
 
+class CarRacingCNN(nn.Module):
+    """sqil_car_racing.py's network: four convolutions (World Models encoder), two layers of 256 units."""
+
+    def __init__(self, n_outputs: int):
+        super().__init__()
+        self.network = nn.Sequential(
+            nn.Conv2d(FRAME_STACK, 32, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 128, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(128, 256, 4, stride=2),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(256 * 2 * 2, 256),
+            nn.ReLU(),
+            nn.Linear(256, 256),
+            nn.ReLU(),
+            nn.Linear(256, n_outputs),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x / 255.0)
+
+
 def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
@@ -246,8 +342,12 @@ class DiscretePolicy(nn.Module):
 
     def __init__(self, observation_space: gym.Space, n_actions: int):
         super().__init__()
-        image = len(observation_space.shape) == 3
-        self.q_network = NatureCNN(n_actions) if image else mlp(observation_space.shape[0], 128, n_actions)
+        if observation_space.shape[1:] == (CAR_FRAME_SIZE, CAR_FRAME_SIZE):
+            self.q_network = CarRacingCNN(n_actions)
+        elif len(observation_space.shape) == 3:
+            self.q_network = NatureCNN(n_actions)
+        else:
+            self.q_network = mlp(observation_space.shape[0], 128, n_actions)
 
     def loss(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.q_network(obs), actions)  # -log pi(a|s) = -(Q(s, a) - V(s))
@@ -343,8 +443,10 @@ if __name__ == "__main__":
         sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
     if args.start_state == "shifted" and not hasattr(eval_env.unwrapped, "lander"):
         sys.exit(f"error: --start-state shifted exists for LunarLander only, not {args.env_id!r}.")
+    if args.start_state == "rotated" and not is_car_racing(args.env_id):
+        sys.exit(f"error: --start-state rotated exists for CarRacing only, not {args.env_id!r}.")
     observation_space, action_space = eval_env.observation_space, eval_env.action_space
-    image = is_atari(args.env_id)
+    image = is_atari(args.env_id) or is_car_racing(args.env_id)
     if isinstance(action_space, gym.spaces.Discrete) and (image or len(observation_space.shape) == 1):
         policy = DiscretePolicy(observation_space, int(action_space.n)).to(device)
     elif isinstance(action_space, gym.spaces.Box) and len(observation_space.shape) == 1 and action_space.is_bounded():
@@ -360,7 +462,9 @@ if __name__ == "__main__":
     # Demonstrations: Atari files hold single frames, which are stacked per batch as the env stacks them.
     demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
     frame_space = observation_space
-    if image:
+    if is_car_racing(args.env_id):  # the files describe the raw colour frames, which are replayed
+        frame_space = eval_env.unwrapped.observation_space
+    elif image:
         frame_space = gym.spaces.Box(0, 255, observation_space.shape[1:], np.uint8)
     demos = load_demos(demo_path, frame_space, action_space, args.num_demos)
     lengths = demos["episode_lengths"]

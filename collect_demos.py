@@ -32,7 +32,7 @@ class Args:
     env_id: str = "LunarLander-v3"
     """environment to record (LunarLander-v3 or a *NoFrameskip-v4 game with a scripted expert)"""
     num_episodes: int | None = None
-    """episodes to record (default: the paper's count, 100 for LunarLander and 20 for Atari)"""
+    """episodes to record (default: the paper's count, 100 for LunarLander, 20 for Atari and CarRacing; 25 with --expert-model)"""
     seed: int = 0
     """episode i is reset with seed `seed + i`"""
     out: str | None = None
@@ -115,11 +115,27 @@ def space_invaders_expert(env: gym.Env, obs: np.ndarray) -> int:
     return 4 if (agent_step // 40) % 2 == 0 else 5
 
 
+def car_racing_expert(env: gym.Env, obs: np.ndarray, lookahead: int = 5, target_speed: float = 55.0) -> int:
+    """Pure pursuit on the track's centre line (`env.unwrapped.track`): steer towards the track point
+    `lookahead` tiles past the nearest one when the heading error exceeds 0.15 rad, else accelerate
+    below `target_speed`. Actions: 0 NOOP, 1 RIGHT, 2 LEFT, 3 GAS, 4 BRAKE."""
+    car_racing = env.unwrapped
+    track = np.array([point[2:4] for point in car_racing.track])
+    x, y = car_racing.car.hull.position
+    target_x, target_y = track[(int(np.argmin(((track - (x, y)) ** 2).sum(1))) + lookahead) % len(track)]
+    desired_angle = np.arctan2(-(target_x - x), target_y - y)  # the hull's forward vector is (-sin, cos)
+    error = (desired_angle - car_racing.car.hull.angle + np.pi) % (2 * np.pi) - np.pi
+    if abs(error) > 0.15:
+        return 2 if error > 0 else 1
+    return 3 if np.linalg.norm(car_racing.car.hull.linearVelocity) < target_speed else 0
+
+
 EXPERTS = {
     "LunarLander-v3": (lunar_expert, "scripted: gymnasium's lunar_lander.heuristic with stronger centring gains"),
     "BreakoutNoFrameskip-v4": (breakout_expert, "scripted: RAM ball-landing predictor with emulator look-ahead"),
     "PongNoFrameskip-v4": (pong_expert, "scripted: RAM ball tracker"),
     "SpaceInvadersNoFrameskip-v4": (space_invaders_expert, "scripted: sweep the cannon while firing"),
+    "CarRacing-v3": (car_racing_expert, "scripted: pure pursuit on the track centre line (discrete actions)"),
 }
 
 
@@ -127,9 +143,18 @@ def is_atari(env_id: str) -> bool:
     return env_id.endswith("NoFrameskip-v4")
 
 
+def is_replayed(env_id: str) -> bool:
+    """Image environments: the file keeps seeds and actions, and the loader replays them."""
+    return is_atari(env_id) or env_id.startswith("CarRacing")
+
+
 def make_env(env_id: str) -> gym.Env:
     """The environment the demonstrations are recorded in. Atari gets the standard preprocessing
-    (noop reset, frame skip 4 with max-pooling, 84x84 grayscale; full games, no life-loss ends)."""
+    (noop reset, frame skip 4 with max-pooling, 84x84 grayscale; full games, no life-loss ends);
+    CarRacing is the discrete-action version with its raw 96x96 colour frames (the training script
+    preprocesses them)."""
+    if env_id.startswith("CarRacing"):
+        return gym.make(env_id, continuous=False)
     if is_atari(env_id):
         import ale_py
 
@@ -191,9 +216,9 @@ def record(args: Args) -> None:
             "and --expert-model takes a SAC model for continuous actions."
         )
     continuous = isinstance(env.action_space, gym.spaces.Box)
-    num_episodes = args.num_episodes or (20 if is_atari(args.env_id) else 25 if continuous else 100)
+    num_episodes = args.num_episodes or (20 if is_replayed(args.env_id) else 25 if continuous else 100)
     out = Path(args.out or f"demos/{args.env_id}.npz")
-    atari = is_atari(args.env_id)
+    atari, replayed = is_atari(args.env_id), is_replayed(args.env_id)
 
     obs_rows, final_obs, actions, rewards, terminated, truncated = [], [], [], [], [], []
     lengths, returns, seeds, checksums, successes = [], [], [], [], []
@@ -205,13 +230,13 @@ def record(args: Args) -> None:
         while not done:
             action = expert(env, obs)
             next_obs, reward, term, trunc, _ = env.step(action)
-            if not atari:
+            if not replayed:
                 obs_rows.append(obs)
             actions.append(action)
             rewards.append(reward)
             terminated.append(term)
-            truncated.append(trunc)
-            if atari:
+            truncated.append(trunc and not term)  # a lap finished on the time limit's last step is terminated
+            if replayed:
                 frames.append(next_obs)
             episode_return += float(reward)
             obs, done = next_obs, term or trunc
@@ -219,7 +244,7 @@ def record(args: Args) -> None:
         lengths.append(len(actions) - sum(lengths))
         returns.append(episode_return)
         seeds.append(seed)
-        if atari:
+        if replayed:
             checksums.append(frames_checksum(np.stack(frames)))
         if args.env_id.startswith("LunarLander"):
             successes.append(lunar_success(env, obs, term))
@@ -236,7 +261,7 @@ def record(args: Args) -> None:
         "action_space": space_to_dict(env.action_space),
         "expert": expert_description,
         "command": "python " + " ".join(sys.argv),
-        "replay": atari,
+        "replay": replayed,
         "atari_preprocessing": ATARI_PREPROCESSING if atari else None,
         "max_episode_steps": ATARI_DEMO_MAX_STEPS if atari else env.spec.max_episode_steps,
         "versions": {
@@ -259,7 +284,7 @@ def record(args: Args) -> None:
         episode_seeds=np.asarray(seeds, dtype=np.int64),
         metadata=np.array(json.dumps(metadata)),
     )
-    if atari:
+    if replayed:
         arrays["episode_checksums"] = np.asarray(checksums)
     else:
         arrays["obs"] = np.asarray(obs_rows, dtype=np.float32)
@@ -275,8 +300,11 @@ def record(args: Args) -> None:
 REQUIRED_KEYS = {"actions", "rewards", "terminated", "truncated", "episode_lengths", "episode_returns", "metadata"}
 
 
-def load_demos(path: str, observation_space: gym.Space, action_space: gym.Space) -> dict:
+def load_demos(
+    path: str, observation_space: gym.Space, action_space: gym.Space, num_episodes: int | None = None
+) -> dict:
     """The reference loader; every training script carries a copy of it (single-file design).
+    Image files are replayed, the first `num_episodes` episodes only when it is given.
 
     Returns per-step arrays `obs`, `actions`, `next_obs`, `terminated`, `truncated` and the file's
     `metadata`. Stops the program with one sentence if the file is missing or unreadable, or was
@@ -300,7 +328,11 @@ def load_demos(path: str, observation_space: gym.Space, action_space: gym.Space)
             f"but the environment has observations {expected[0]} and actions {expected[1]}."
         )
     if metadata.get("replay"):
-        data["obs"], data["final_obs"] = replay_atari(path, data, metadata)
+        lengths = data["episode_lengths"][:num_episodes]
+        steps = int(lengths.sum())
+        data.update({key: data[key][:steps] for key in ("actions", "terminated", "truncated")})
+        data["episode_lengths"] = lengths
+        data["obs"], data["final_obs"] = replay_frames(path, data, metadata)
     ends = np.cumsum(data["episode_lengths"]) - 1  # the last step of every episode
     next_obs = np.concatenate([data["obs"][1:], data["obs"][:1]])
     next_obs[ends] = data["final_obs"]
@@ -308,17 +340,17 @@ def load_demos(path: str, observation_space: gym.Space, action_space: gym.Space)
     return {**{k: data[k] for k in keys}, "next_obs": next_obs, "metadata": metadata}
 
 
-def replay_atari(path: str, data: dict, metadata: dict) -> tuple[np.ndarray, np.ndarray]:
+def replay_frames(path: str, data: dict, metadata: dict) -> tuple[np.ndarray, np.ndarray]:
     """Rebuilds the frames of every episode by replaying its seed and actions through the
-    preprocessed emulator, and checks them against the recorded SHA-256."""
-    if metadata["atari_preprocessing"] != ATARI_PREPROCESSING:
+    deterministic environment (Atari: preprocessed), and checks them against the recorded SHA-256."""
+    if is_atari(metadata["env_id"]) and metadata["atari_preprocessing"] != ATARI_PREPROCESSING:
         sys.exit(
             f"error: {path} was recorded with Atari preprocessing {metadata['atari_preprocessing']}, not {ATARI_PREPROCESSING}."
         )
     env = make_env(metadata["env_id"])
     obs, final_obs, start = [], [], 0
     for episode, (seed, length) in enumerate(zip(data["episode_seeds"], data["episode_lengths"])):
-        frames = [env.reset(seed=int(seed))[0]]
+        frames = [env.reset(seed=int(seed))[0]]  # (zip stops at the shorter: the episodes asked for)
         for action in data["actions"][start : start + length]:
             frames.append(env.step(int(action))[0])
         start += length

@@ -118,6 +118,14 @@ def test_atari_crosses_an_episode_end(run_script):
     assert "2 training episodes" in result.stdout and "final stochastic evaluation (2 episodes)" in result.stdout
 
 
+def test_car_racing_from_the_rotated_start(run_script):
+    result = run_script(
+        "bc.py", "--env-id", "CarRacing-v3", "--start-state", "rotated", "--num-demos", "2",
+        "--max-episode-steps", "30", "--final-eval-episodes", "1", *TINY,
+    )  # fmt: skip
+    assert "1 training episodes" in result.stdout and "final stochastic evaluation (1 episodes)" in result.stdout
+
+
 @pytest.mark.parametrize("loss", ["mle", "mse"])
 def test_continuous_actions(run_script, tmp_path, loss):
     write_continuous_demos(tmp_path / "pendulum.npz")
@@ -135,6 +143,7 @@ def test_continuous_actions(run_script, tmp_path, loss):
         (["--num-demos", "0"], "--num-demos 0 is not between 1 and the 100 episodes"),
         (["--env-id", "Pendulum-v1", "--demo-path", str(ROOT / "demos" / "LunarLander-v3.npz")], "holds observations"),
         (["--env-id", "Pendulum-v1", "--start-state", "shifted"], "exists for LunarLander only"),
+        (["--start-state", "rotated"], "exists for CarRacing only"),
         (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
         (["--val-fraction", "1"], "--val-fraction 1.0 must be at least 0 and below 1"),
     ],
