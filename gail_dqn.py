@@ -2,9 +2,11 @@
 
     python gail_dqn.py --reward-variant unbiased --start-state shifted
     python gail_dqn.py --reward-variant biased
+    python gail_dqn.py --env-id CarRacing-v3 --start-state rotated
+    python gail_dqn.py --env-id BreakoutNoFrameskip-v4
 
-The learner is SQIL's soft Q-learning from rbc_lunar.py, unchanged: the same network, Boltzmann
-policy, replay buffer, target network and schedule (one rollout every `k` gradient steps). Only
+The learner is SQIL's soft Q-learning, unchanged: the same network, Boltzmann policy, replay
+buffer, target network and schedule (one rollout, a whole episode, every `k` gradient steps). Only
 the reward differs: SQIL gives demonstrations 1 and the agent 0; GAIL learns a discriminator
 D(s, a), the probability that (s, a) came from the expert, and rewards the agent with
 r(s, a) = -log(1 - D(s, a)) (or log D - log(1 - D) with `--reward-formula logit`), recomputed from
@@ -17,10 +19,19 @@ Two variants (paper, Appendix A.2):
   absorbing state that loops to itself; observations carry a binary absorbing feature; the
   discriminator judges absorbing transitions too, so the value of ending is learned.
 
-Vector observations with discrete actions (LunarLander). Images (Atari, CarRacing) need the
-frame-once replay buffer of sqil_dqn_atari.py and are not handled yet.
+Three families, told apart by the environment id:
+- LunarLander (vector observations): the 2 x 128 networks and settings of rbc_lunar.py; the
+  absorbing feature is one more observation entry.
+- CarRacing (discrete actions, 64x64 grayscale, 4 frames): the network and preprocessing of
+  sqil_car_racing.py; `--start-state rotated` as there.
+- Atari (`*NoFrameskip-v4`, 84x84 grayscale, 4 frames): the Nature CNN and preprocessing of
+  sqil_dqn_atari.py; one rollout (an episode) every k = 1,000 gradient steps, about one gradient step
+  per environment step, where sqil_dqn_atari.py interleaves steps and updates one by one.
+Images are stored once per frame, in whole episodes, and stacked at sample time. Their absorbing
+feature is a fifth image plane, 0 everywhere, or 255 in the absorbing state, whose frames are 0.
 """
 
+import hashlib
 import json
 import os
 import random
@@ -71,30 +82,34 @@ class Args:
     """unbiased: absorbing states judged by the discriminator (Kostrikov et al.); biased: episode ends are terminal"""
     reward_formula: Literal["gail", "logit"] = "gail"
     """gail: r = -log(1 - D) (the paper's); logit: r = log D - log(1 - D), which can be negative"""
-    start_state: Literal["demo", "shifted"] = "demo"
-    """LunarLander start states while training: the environment's own, or the shifted start (as rbc_lunar.py)"""
-    eval_start_state: Literal["demo", "shifted"] | None = None
+    start_state: Literal["demo", "shifted", "rotated"] = "demo"
+    """start states while training: the environment's own, LunarLander's shifted start (as rbc_lunar.py),
+    or CarRacing's rotated start (as sqil_car_racing.py)"""
+    eval_start_state: Literal["demo", "shifted", "rotated"] | None = None
     """start states for evaluation (default: the same as `start_state`)"""
     max_episode_steps: int | None = None
     """cut episodes after this many steps, as truncations (default: the environment's own limit)"""
     total_gradient_steps: int = 100_000
     """gradient steps of the learner"""
-    k: int = 200
-    """one rollout every k gradient steps (as SQIL, Algorithm 1; rbc_lunar.py's default)"""
+    k: int | None = None
+    """one rollout every k gradient steps (as SQIL, Algorithm 1; default: LunarLander 200, CarRacing 50, Atari 1,000)"""
     alpha: float = 1.0
     """temperature of the Boltzmann policy and the soft value"""
     gamma: float = 0.99
     """the discount factor gamma"""
-    learning_rate: float = 1e-3
-    """the learning rate of Adam, for the Q network and the discriminator"""
-    batch_size: int = 128
-    """agent transitions per learner step; the discriminator sees half as many demonstrations and agent pairs"""
-    buffer_size: int = 1_000_000
-    """capacity of the agent's replay buffer"""
+    learning_rate: float | None = None
+    """the learning rate of Adam, for the Q network and the discriminator (default: 1e-3 LunarLander, 1e-4 images)"""
+    batch_size: int | None = None
+    """agent transitions per learner step; the discriminator sees half as many demonstrations and agent pairs
+    (default: LunarLander 128, CarRacing 64, Atari 32)"""
+    buffer_size: int | None = None
+    """capacity of the agent's replay buffer, transitions (LunarLander, 1,000,000) or frames (images, 200,000)"""
     tau: float = 1.0
     """target network update rate (1.0: hard copy)"""
-    target_network_frequency: int = 100
-    """gradient steps between target network updates"""
+    target_network_frequency: int | None = None
+    """gradient steps between target network updates (default: LunarLander 100, CarRacing 500, Atari 1,000)"""
+    max_grad_norm: float | None = None
+    """clip the learner's gradient norm to this (default: none for LunarLander, 10 for images, as the SQIL files)"""
     discriminator_frequency: int = 1
     """learner gradient steps per discriminator gradient step"""
     eval_frequency: int = 20_000
@@ -106,9 +121,22 @@ class Args:
 
 
 # ---------------------------------------------------------------------------------------------
-# Environment: LunarLander, optionally from the shifted start, and landing success (as rbc_lunar.py).
+# Environments: LunarLander (shifted start as rbc_lunar.py), CarRacing (rotated start as
+# sqil_car_racing.py), Atari (as sqil_dqn_atari.py); family defaults; landing success.
 # ---------------------------------------------------------------------------------------------
+FAMILY_DEFAULTS = {  # k, learning_rate, batch_size, buffer_size, target_network_frequency, max_grad_norm
+    "lunar": dict(k=200, learning_rate=1e-3, batch_size=128, buffer_size=1_000_000, target_network_frequency=100),
+    "car_racing": dict(k=50, learning_rate=1e-4, batch_size=64, buffer_size=200_000, target_network_frequency=500),
+    "atari": dict(k=1000, learning_rate=1e-4, batch_size=32, buffer_size=200_000, target_network_frequency=1000),
+}
+ATARI_PREPROCESSING = dict(noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True)
+FRAME_STACK = 4
+CAR_FRAME_SIZE = 64
 SHIFTED_X = 0.7  # |x| of the shifted start, in observation units (the flags are at |x| = 0.2)
+
+
+def env_family(env_id: str) -> str:
+    return "atari" if env_id.endswith("NoFrameskip-v4") else "car_racing" if env_id.startswith("CarRacing") else "lunar"
 
 
 class ShiftedStart(gym.Wrapper):
@@ -126,29 +154,72 @@ class ShiftedStart(gym.Wrapper):
         return obs, info
 
 
+class RotatedStart(gym.Wrapper):
+    """CarRacing with the car on the start tile turned 90 degrees, left or right (the same wrapper as
+    sqil_car_racing.py, where tests/test_sqil_car_racing.py checks it is perpendicular)."""
+
+    def reset(self, **kwargs):
+        self.env.reset(**kwargs)
+        from gymnasium.envs.box2d.car_dynamics import SIZE, WHEELPOS, Car
+
+        car_racing = self.env.unwrapped
+        _, track_angle, x, y = car_racing.track[0]
+        side = 1.0 if car_racing.np_random.random() < 0.5 else -1.0
+        car_racing.car.destroy()
+        car_racing.car = Car(car_racing.world, track_angle + side * np.pi / 2, x, y)
+        for wheel, (wx, wy) in zip(car_racing.car.wheels, WHEELPOS):
+            wheel.position = car_racing.car.hull.GetWorldPoint((wx * SIZE, wy * SIZE))
+        obs, *_, info = car_racing.step(None)
+        return obs, info
+
+
 class AbsorbingFlag(gym.ObservationWrapper):
-    """Appends the binary absorbing feature, 0, to every observation (unbiased variant). The
-    absorbing state itself, all zeros with the feature 1, exists only in the replay buffers."""
+    """Appends the binary absorbing feature, 0, to every observation (unbiased variant): one more
+    entry of a vector, or one more plane of an image stack. The absorbing state itself (zeros, with
+    the feature 1 or a plane of 255) exists only in the replay buffers."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         space = env.observation_space
-        low, high = np.append(space.low, 0).astype(np.float32), np.append(space.high, 1).astype(np.float32)
-        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        if len(space.shape) == 1:
+            low, high = np.append(space.low, 0).astype(np.float32), np.append(space.high, 1).astype(np.float32)
+            self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        else:
+            self.observation_space = gym.spaces.Box(0, 255, (space.shape[0] + 1, *space.shape[1:]), np.uint8)
 
     def observation(self, obs):
-        return np.append(obs, 0).astype(np.float32)
+        if len(self.observation_space.shape) == 1:
+            return np.append(obs, 0).astype(np.float32)
+        return np.concatenate([obs, np.zeros((1, *obs.shape[1:]), np.uint8)])
 
 
-def make_env(env_id, start_state, seed, max_episode_steps=None, video_folder=None, absorbing_flag=False) -> gym.Env:
-    env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array" if video_folder else None)
+def make_env(
+    env_id, start_state, seed, max_episode_steps=None, video_folder=None, absorbing_flag=False, stack=True
+) -> gym.Env:
+    family, render_mode = env_family(env_id), "rgb_array" if video_folder else None
+    if family == "atari":
+        import ale_py
+
+        gym.register_envs(ale_py)
+        env = gym.wrappers.AtariPreprocessing(gym.make(env_id, render_mode=render_mode), **ATARI_PREPROCESSING)
+        if max_episode_steps:
+            env = gym.wrappers.TimeLimit(env, max_episode_steps)
+    else:
+        kwargs = {"continuous": False} if family == "car_racing" else {}
+        env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode, **kwargs)
     if start_state == "shifted":
         env = ShiftedStart(env)
-    if absorbing_flag:
-        env = AbsorbingFlag(env)
+    if start_state == "rotated":
+        env = RotatedStart(env)
     env = gym.wrappers.RecordEpisodeStatistics(env)  # the true environment return, never the learned reward
     if video_folder:
         env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: episode < 3)
+    if family == "car_racing":
+        env = gym.wrappers.ResizeObservation(gym.wrappers.GrayscaleObservation(env), (CAR_FRAME_SIZE, CAR_FRAME_SIZE))
+    if family != "lunar" and stack:
+        env = gym.wrappers.FrameStackObservation(env, FRAME_STACK)  # pads with the reset frame
+    if absorbing_flag:
+        env = AbsorbingFlag(env)
     env.action_space.seed(seed)
     return env
 
@@ -196,6 +267,52 @@ def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, n
     )
 
 
+def load_image_demos(path: str, env_id: str, n_actions: int, num_episodes: int | None) -> list[dict]:
+    """Atari and CarRacing files keep seeds and actions: each episode is replayed through the same
+    preprocessing as the agent's and checked against its SHA-256 (Atari: of the preprocessed frames,
+    CarRacing: of the raw colour frames). Returns per episode the T + 1 frames s_0 .. s_T, the T
+    actions and whether it terminated."""
+    if not Path(path).is_file():
+        sys.exit(f"error: demonstration file {path} does not exist.")
+    try:
+        data = dict(np.load(path))
+        metadata = json.loads(str(data["metadata"]))
+        recorded = (metadata["observation_space"], metadata["action_space"], metadata.get("atari_preprocessing"))
+        lengths, seeds, checksums = data["episode_lengths"], data["episode_seeds"], data["episode_checksums"]
+    except Exception as error:
+        sys.exit(f"error: {path} is not an image demonstration file of this project ({type(error).__name__}: {error}).")
+    atari = env_family(env_id) == "atari"
+    frame = {"type": "Box", "shape": [84, 84] if atari else [96, 96, 3], "dtype": "uint8"}
+    expected = (frame, {"type": "Discrete", "n": n_actions}, ATARI_PREPROCESSING if atari else None)
+    if recorded != expected:
+        sys.exit(
+            f"error: {path} holds observations {recorded[0]}, actions {recorded[1]} and Atari preprocessing "
+            f"{recorded[2]}, but {env_id} needs {expected[0]}, {expected[1]} and {expected[2]}."
+        )
+    if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
+        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+    env = make_env(metadata["env_id"], "demo", seed=0, stack=False)
+    episodes, start = [], 0
+    for episode, (seed, length) in enumerate(zip(seeds[:num_episodes], lengths)):
+        actions = data["actions"][start : start + length]
+        frames = [env.reset(seed=int(seed))[0]]
+        raw_frames = [env.unwrapped.state] if not atari else frames
+        for action in actions:
+            frames.append(env.step(int(action))[0])
+            if not atari:
+                raw_frames.append(env.unwrapped.state)
+        if hashlib.sha256(np.stack(raw_frames).tobytes()).hexdigest() != checksums[episode]:
+            sys.exit(
+                f"error: replaying episode {episode} of {path} gave other frames than were recorded "
+                f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
+            )
+        terminated = bool(data["terminated"][start + length - 1])
+        episodes.append(dict(frames=np.stack(frames), actions=actions, terminated=terminated))
+        start += length
+    env.close()
+    return episodes
+
+
 # ---------------------------------------------------------------------------------------------
 # Networks, rewards and the learner's objective.
 # ---------------------------------------------------------------------------------------------
@@ -211,6 +328,48 @@ class QNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
+
+
+class ImageQNetwork(nn.Module):
+    """Atari: the Nature DQN network (Mnih et al. 2015); CarRacing: four convolutions (World Models)
+    and two layers of 256 units (paper, A.3). Input: uint8 planes, the frames and, in the unbiased
+    variant, the absorbing plane. As in the vector case, the Q network and the discriminator."""
+
+    def __init__(self, in_planes: int, n_actions: int, family: str):
+        super().__init__()
+        if family == "atari":
+            self.network = nn.Sequential(
+                nn.Conv2d(in_planes, 32, 8, stride=4),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 4, stride=2),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 3, stride=1),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(3136, 512),
+                nn.ReLU(),
+                nn.Linear(512, n_actions),
+            )
+        else:
+            self.network = nn.Sequential(
+                nn.Conv2d(in_planes, 32, 4, stride=2),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 4, stride=2),
+                nn.ReLU(),
+                nn.Conv2d(64, 128, 4, stride=2),
+                nn.ReLU(),
+                nn.Conv2d(128, 256, 4, stride=2),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(256 * 2 * 2, 256),
+                nn.ReLU(),
+                nn.Linear(256, 256),
+                nn.ReLU(),
+                nn.Linear(256, n_actions),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x / 255.0)
 
 
 def discriminator_logits(discriminator: QNetwork, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -286,39 +445,139 @@ def with_absorbing_states(obs, actions, next_obs, terminated, n_actions: int):
     )
 
 
+def frame_stack_indices(num_frames: int, stack: int) -> np.ndarray:
+    """Row t lists the frames of one episode that make its stacked observation at time t: the `stack`
+    most recent, the first repeated before the episode began (as FrameStackObservation pads)."""
+    return np.maximum(np.arange(num_frames)[:, None] + np.arange(1 - stack, 1)[None, :], 0)
+
+
+class EpisodeFrameBuffer:
+    """Image transitions: whole episodes written into a ring of single frames, each frame once; a row
+    holds a frame and, if a transition starts there, its action, the row of its successor and
+    `terminated`. An episode whose frames get overwritten is dropped whole. With `absorbing`, a
+    terminated episode gets n_actions more rows, the absorbing state (frames 0, absorbing plane 255)
+    once under every action, each looping to itself, and its last transition leads there, not
+    terminated (Kostrikov et al. 2019, as with_absorbing_states for vectors)."""
+
+    def __init__(self, capacity: int, frame_shape: tuple, n_actions: int, absorbing: bool, device: torch.device):
+        self.frames = torch.zeros((capacity, *frame_shape), dtype=torch.uint8, device=device)
+        self.is_absorbing = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.obs_rows = torch.zeros((capacity, FRAME_STACK), dtype=torch.long, device=device)
+        self.next_row = torch.zeros(capacity, dtype=torch.long, device=device)
+        self.actions = torch.zeros(capacity, dtype=torch.long, device=device)
+        self.terminated = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.episode = torch.full((capacity,), -1, dtype=torch.long, device=device)  # the owner of each row
+        self.is_transition = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.valid_rows = torch.zeros(0, dtype=torch.long, device=device)
+        self.capacity, self.n_actions, self.absorbing, self.device = capacity, n_actions, absorbing, device
+        self.position, self.episodes_added = 0, 0
+
+    def add_episode(self, frames: np.ndarray, actions: np.ndarray, terminated: bool) -> None:
+        """frames: the T + 1 frames s_0 .. s_T of one episode; actions: its T actions."""
+        num_frames = len(frames)
+        with_absorbing = self.absorbing and terminated
+        n = num_frames + (self.n_actions if with_absorbing else 0)
+        if n > self.capacity:
+            raise ValueError(f"an episode of {n} rows does not fit a buffer of {self.capacity}")
+        if self.position + n > self.capacity:
+            self.position = 0  # wrap around; the rows left at the end keep their (older) episode
+        rows = torch.arange(self.position, self.position + n, device=self.device)
+        overwritten = self.episode[rows].unique()
+        dropped = torch.isin(self.episode, overwritten[overwritten >= 0])
+        self.episode[dropped], self.is_transition[dropped] = -1, False
+
+        frame_rows, steps = rows[:num_frames], rows[: num_frames - 1]
+        self.frames[frame_rows] = torch.as_tensor(frames, device=self.device)
+        self.is_absorbing[rows] = False
+        self.obs_rows[frame_rows] = torch.as_tensor(frame_stack_indices(num_frames, FRAME_STACK), device=self.device)
+        self.obs_rows[frame_rows] += self.position
+        self.actions[steps] = torch.as_tensor(np.asarray(actions), device=self.device)
+        self.next_row[steps] = steps + 1
+        self.terminated[rows] = False
+        self.terminated[steps[-1]] = terminated and not with_absorbing
+        if with_absorbing:
+            loops = rows[num_frames:]
+            self.frames[loops], self.is_absorbing[loops] = 0, True
+            self.obs_rows[loops] = loops[:, None]
+            self.actions[loops] = torch.arange(self.n_actions, device=self.device)
+            self.next_row[loops] = loops[0]
+            self.next_row[steps[-1]] = loops[0]  # s_{T-1} -> the absorbing state, not s_T
+        self.episode[rows] = self.episodes_added
+        self.is_transition[rows] = True
+        self.is_transition[frame_rows[-1]] = False  # s_T starts no transition
+        self.valid_rows = self.is_transition.nonzero().squeeze(1)
+        self.position += n
+        self.episodes_added += 1
+
+    def __len__(self) -> int:
+        return len(self.valid_rows)
+
+    def observation(self, rows: torch.Tensor) -> torch.Tensor:
+        """The stacked frames of the given rows, and the absorbing plane when the buffer has one."""
+        stacks = self.frames[self.obs_rows[rows]]
+        if not self.absorbing:
+            return stacks
+        plane = (self.is_absorbing[rows].to(torch.uint8) * 255)[:, None, None, None].expand(-1, 1, *stacks.shape[2:])
+        return torch.cat([stacks, plane], 1)
+
+    def sample(self, n: int):
+        rows = self.valid_rows[torch.randint(0, len(self.valid_rows), (n,), device=self.device)]
+        return self.observation(rows), self.actions[rows], self.observation(self.next_row[rows]), self.terminated[rows]
+
+
 # ---------------------------------------------------------------------------------------------
 # Acting: one episode with the Boltzmann or greedy policy.
 # ---------------------------------------------------------------------------------------------
-def run_episode(env: gym.Env, q_network: QNetwork, policy: str, alpha: float, device: torch.device, seed=None):
-    """Plays one episode; returns its transitions, true return, length and landing success."""
+def run_episode(env: gym.Env, q_network: nn.Module, policy: str, alpha: float, device: torch.device, seed=None):
+    """Plays one episode; returns its transitions, true return, length and landing success (LunarLander).
+    Vector transitions keep obs and next_obs; image episodes keep their frames s_0 .. s_T instead."""
     obs, _ = env.reset(seed=seed)
+    image = np.ndim(obs) == 3
     episode = {"obs": [], "actions": [], "next_obs": [], "terminated": []}
+    frames = [obs[FRAME_STACK - 1]] if image else []  # the newest frame of each stack (the absorbing plane follows)
     done = False
     while not done:
         with torch.no_grad():
-            q_values = q_network(torch.as_tensor(obs, device=device)[None])
+            q_values = q_network(torch.as_tensor(np.asarray(obs), device=device)[None])
         if policy == "greedy":
             action = int(q_values.argmax())
         else:  # Boltzmann: pi(a|s) proportional to exp(Q(s, a) / alpha)
             action = int(torch.multinomial(F.softmax(q_values[0] / alpha, dim=-1), 1))
         next_obs, _, terminated, truncated, info = env.step(action)
-        for key, value in zip(episode, (obs, action, next_obs, terminated)):
-            episode[key].append(value)
+        episode["actions"].append(action)
+        episode["terminated"].append(terminated)
+        if image:
+            frames.append(next_obs[FRAME_STACK - 1])
+        else:
+            episode["obs"].append(obs)
+            episode["next_obs"].append(next_obs)
         obs, done = next_obs, terminated or truncated
     stats = info["episode"]
-    success = landing_success(env, obs, terminated)
-    return {k: np.asarray(v) for k, v in episode.items()}, float(stats["r"]), int(stats["l"]), success
+    success = landing_success(env, obs, terminated) if hasattr(env.unwrapped, "lander") else False
+    episode = {k: np.asarray(v) for k, v in episode.items()}
+    if image:
+        episode["frames"] = np.stack(frames)
+    return episode, float(stats["r"]), int(stats["l"]), success
 
 
 def evaluate(env: gym.Env, q_network: QNetwork, policy: str, episodes: int, alpha: float, device, seed: int):
     results = [run_episode(env, q_network, policy, alpha, device, seed=seed + i)[1:] for i in range(episodes)]
     returns, _, successes = zip(*results)
-    return float(np.mean(returns)), float(np.mean(successes))
+    return float(np.mean(returns)), float(np.mean(successes)) if hasattr(env.unwrapped, "lander") else None
 
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    family = env_family(args.env_id)
+    for key, value in FAMILY_DEFAULTS[family].items():  # unset flags take the family's value (logged below)
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.max_grad_norm is None and family != "lunar":
+        args.max_grad_norm = 10.0
     eval_start_state = args.eval_start_state or args.start_state
+    for start, owner in (("shifted", "lunar"), ("rotated", "car_racing")):
+        if start in (args.start_state, eval_start_state) and family != owner:
+            sys.exit(f"error: the {start} start exists for {'LunarLander' if owner == 'lunar' else 'CarRacing'} only.")
     run_name = (
         f"{args.env_id}__{args.exp_name}__{args.reward_variant}__{args.start_state}__{args.seed}__{int(time.time())}"
     )
@@ -353,31 +612,52 @@ if __name__ == "__main__":
         eval_env = make_env(args.env_id, eval_start_state, args.seed + 10_000, args.max_episode_steps, None, unbiased)
     except (gym.error.Error, ImportError) as error:
         sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
-    if not isinstance(env.action_space, gym.spaces.Discrete) or not hasattr(env.unwrapped, "lander"):
+    if not isinstance(env.action_space, gym.spaces.Discrete) or (
+        family == "lunar" and not hasattr(env.unwrapped, "lander")
+    ):
         sys.exit(
-            f"error: gail_dqn.py handles LunarLander (vector observations, discrete actions) for now, not "
-            f"{args.env_id!r}; image environments need the replay buffer of sqil_dqn_atari.py."
+            f"error: gail_dqn.py handles LunarLander, CarRacing and Atari (*NoFrameskip-v4) with discrete actions, "
+            f"not {args.env_id!r}."
         )
-    obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
+    n_actions = int(env.action_space.n)
 
-    q_network = QNetwork(obs_dim, n_actions).to(device)
-    target_network = QNetwork(obs_dim, n_actions).to(device)
+    def make_network() -> nn.Module:
+        if family == "lunar":
+            return QNetwork(env.observation_space.shape[0], n_actions).to(device)
+        return ImageQNetwork(env.observation_space.shape[0], n_actions, family).to(device)
+
+    q_network, target_network, discriminator = make_network(), make_network(), make_network()
     target_network.load_state_dict(q_network.state_dict())
-    discriminator = QNetwork(obs_dim, n_actions).to(device)
     q_optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
     discriminator_optimizer = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate, fused=True)
 
     # The demonstrations (rewards unused) and the agent's transitions, both with absorbing states if unbiased.
     demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
-    demos = load_demos(demo_path, env.unwrapped, args.num_demos)
-    demo_transitions = (demos["obs"], demos["actions"], demos["next_obs"], demos["terminated"])
-    if unbiased:
-        flag = ((0, 0), (0, 1))  # a zero column: no demonstration state is absorbing
-        padded = (np.pad(demos["obs"], flag), demos["actions"], np.pad(demos["next_obs"], flag), demos["terminated"])
-        demo_transitions = with_absorbing_states(*padded, n_actions)
-    demo_buffer = TransitionBuffer(len(demo_transitions[1]), obs_dim, device)
-    demo_buffer.add(*demo_transitions)
-    agent_buffer = TransitionBuffer(args.buffer_size, obs_dim, device)
+    if family == "lunar":
+        obs_dim = env.observation_space.shape[0]
+        demos = load_demos(demo_path, env.unwrapped, args.num_demos)
+        demo_transitions = (demos["obs"], demos["actions"], demos["next_obs"], demos["terminated"])
+        if unbiased:
+            flag = ((0, 0), (0, 1))  # a zero column: no demonstration state is absorbing
+            padded = (
+                np.pad(demos["obs"], flag),
+                demos["actions"],
+                np.pad(demos["next_obs"], flag),
+                demos["terminated"],
+            )
+            demo_transitions = with_absorbing_states(*padded, n_actions)
+        demo_buffer = TransitionBuffer(len(demo_transitions[1]), obs_dim, device)
+        demo_buffer.add(*demo_transitions)
+        agent_buffer = TransitionBuffer(args.buffer_size, obs_dim, device)
+    else:
+        demo_episodes = load_image_demos(demo_path, args.env_id, n_actions, args.num_demos)
+        frame_shape = env.observation_space.shape[1:]
+        rows = sum(len(episode["frames"]) + n_actions for episode in demo_episodes)
+        demo_buffer = EpisodeFrameBuffer(rows, frame_shape, n_actions, unbiased, device)
+        for episode in demo_episodes:
+            demo_buffer.add_episode(episode["frames"], episode["actions"], episode["terminated"])
+        agent_buffer = EpisodeFrameBuffer(args.buffer_size, frame_shape, n_actions, unbiased, device)
+        print(f"{demo_path}: {len(demo_episodes)} episodes, {len(demo_buffer)} transitions")
     half = args.batch_size // 2
 
     env.reset(seed=args.seed)  # seeds the environment's RNG; later resets continue its stream
@@ -386,13 +666,17 @@ if __name__ == "__main__":
         # As SQIL's Algorithm 1: every k gradient steps, one rollout of the Boltzmann policy.
         if step % args.k == 0:
             rollout, episodic_return, length, success = run_episode(env, q_network, "boltzmann", args.alpha, device)
-            transitions = (rollout["obs"], rollout["actions"], rollout["next_obs"], rollout["terminated"])
-            agent_buffer.add(*(with_absorbing_states(*transitions, n_actions) if unbiased else transitions))
+            if family == "lunar":
+                transitions = (rollout["obs"], rollout["actions"], rollout["next_obs"], rollout["terminated"])
+                agent_buffer.add(*(with_absorbing_states(*transitions, n_actions) if unbiased else transitions))
+            else:
+                agent_buffer.add_episode(rollout["frames"], rollout["actions"], bool(rollout["terminated"][-1]))
             env_steps += len(rollout["actions"])
             training_successes.append(success)
             writer.add_scalar("charts/episodic_return", episodic_return, step)
             writer.add_scalar("charts/episodic_length", length, step)
-            writer.add_scalar("charts/success", success, step)
+            if family == "lunar":
+                writer.add_scalar("charts/success", success, step)
             writer.add_scalar("charts/env_steps", env_steps, step)
 
         # The discriminator: demonstration pairs against the agent's pairs, half a batch of each.
@@ -415,6 +699,8 @@ if __name__ == "__main__":
         td_loss = (soft_bellman_error(q_sa, next_q_values, rewards, terminated, args.gamma, args.alpha) ** 2).mean()
         q_optimizer.zero_grad()
         td_loss.backward()
+        if args.max_grad_norm:
+            nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
         q_optimizer.step()
 
         if step % args.target_network_frequency == 0:
@@ -439,20 +725,23 @@ if __name__ == "__main__":
                     eval_env, q_network, policy, args.eval_episodes, args.alpha, device, seed
                 )
                 writer.add_scalar(f"eval/{policy}_episodic_return", mean_return, step)
-                writer.add_scalar(f"eval/{policy}_success", success_rate, step)
-                print(
-                    f"step {step + 1}: env steps {env_steps}, eval {policy} return {mean_return:.1f} success {success_rate:.2f}"
-                )
+                message = f"step {step + 1}: env steps {env_steps}, eval {policy} return {mean_return:.1f}"
+                if success_rate is not None:
+                    writer.add_scalar(f"eval/{policy}_success", success_rate, step)
+                    message += f" success {success_rate:.2f}"
+                print(message)
 
-    # The paper's metric (Figure 4): the best success rate over 100 consecutive training episodes.
     wall_time = time.time() - start_time
     print(
         f"trained {args.total_gradient_steps} gradient steps and {env_steps} env steps in {wall_time:.0f} s "
         f"({args.total_gradient_steps / wall_time:.0f} gradient steps/s, {env_steps / wall_time:.0f} env steps/s)"
     )
+    # LunarLander, the paper's metric (Figure 4): the best success rate over 100 consecutive training episodes.
     window = min(100, len(training_successes))
-    best_training_success = float(np.convolve(training_successes, np.ones(window) / window, "valid").max())
-    print(f"best success over {window} consecutive training episodes: {best_training_success:.2f}")
+    best_training_success = None
+    if family == "lunar":
+        best_training_success = float(np.convolve(training_successes, np.ones(window) / window, "valid").max())
+        print(f"best success over {window} consecutive training episodes: {best_training_success:.2f}")
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.pt"
         torch.save({"q_network": q_network.state_dict(), "discriminator": discriminator.state_dict()}, model_path)
@@ -475,11 +764,12 @@ if __name__ == "__main__":
             final_env, q_network, policy, args.final_eval_episodes, args.alpha, device, seed=args.seed + 2_000_000
         )
         writer.add_scalar(f"eval/final_{policy}_episodic_return", mean_return, args.total_gradient_steps)
-        writer.add_scalar(f"eval/final_{policy}_success", success_rate, args.total_gradient_steps)
         results[f"final_{policy}_return"], results[f"final_{policy}_success"] = mean_return, success_rate
-        print(
-            f"final {policy} evaluation ({eval_start_state} start): return {mean_return:.1f}, success {success_rate:.2f}"
-        )
+        message = f"final {policy} evaluation ({args.final_eval_episodes} episodes, {eval_start_state} start): return {mean_return:.1f}"
+        if success_rate is not None:
+            writer.add_scalar(f"eval/final_{policy}_success", success_rate, args.total_gradient_steps)
+            message += f", success {success_rate:.2f}"
+        print(message)
     final_env.close()
     with open(f"runs/{run_name}/results.json", "w") as f:
         json.dump(results, f, indent=1)

@@ -77,7 +77,7 @@ def test_smoke_crosses_episode_ends(run_script, tmp_path, variant, formula):
         "gail_dqn.py", "--reward-variant", variant, "--max-episode-steps", "60", "--final-eval-episodes", "2",
         "--start-state", "shifted", "--save-model", "--num-demos", "10", "--reward-formula", formula, *TINY,
     )  # fmt: skip
-    assert "final greedy evaluation (shifted start)" in result.stdout
+    assert "final greedy evaluation (2 episodes, shifted start)" in result.stdout
     (results_file,) = tmp_path.glob("runs/*/results.json")
     results = json.loads(results_file.read_text())
     assert results["training_episodes"] == 4 and results["args"]["reward_variant"] == variant
@@ -92,8 +92,80 @@ def test_smoke_crosses_episode_ends(run_script, tmp_path, variant, formula):
         (["--num-demos", "101"], "--num-demos 101 is not between 1 and the 100 episodes"),
         (["--env-id", "CartPole-v1"], "gail_dqn.py handles LunarLander"),
         (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
+        (["--start-state", "rotated"], "the rotated start exists for CarRacing only"),
+        (
+            ["--env-id", "CarRacing-v3", "--demo-path", str(ROOT / "demos" / "PongNoFrameskip-v4.npz")],
+            "holds observations",
+        ),
+        (
+            ["--env-id", "CarRacing-v3", "--demo-path", str(ROOT / "demos" / "LunarLander-v3.npz")],
+            "not an image demonstration",
+        ),
     ],
 )
 def test_bad_input_gives_one_sentence(run_script, flags, message):
     result = run_script("gail_dqn.py", *flags, *TINY, check=False)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def frames_of(*values: int) -> np.ndarray:
+    """Tiny 2x2 frames filled with the given values, one per frame."""
+    return np.array(values, dtype=np.uint8)[:, None, None] * np.ones((1, 2, 2), np.uint8)
+
+
+def test_image_episode_ends_absorbing_and_not():
+    """Unbiased image buffer, 3 actions: a terminated episode s_0 s_1 s_2 gets three absorbing rows
+    (frames 0, absorbing plane 255), one self-loop per action, and its last transition leads to the
+    absorbing state, not terminated; a truncated episode keeps its real successor and bootstraps.
+    The biased buffer keeps the terminated end terminal."""
+    cpu = torch.device("cpu")
+    buffer = gail_dqn.EpisodeFrameBuffer(20, (2, 2), n_actions=3, absorbing=True, device=cpu)
+    buffer.add_episode(frames_of(1, 2, 3), np.array([0, 2]), terminated=True)
+    buffer.add_episode(frames_of(4, 5), np.array([1]), terminated=False)
+    assert buffer.valid_rows.tolist() == [0, 1, 3, 4, 5, 6]
+    assert buffer.next_row[[0, 1, 3, 4, 5, 6]].tolist() == [1, 3, 3, 3, 3, 7]
+    assert buffer.actions[[3, 4, 5]].tolist() == [0, 1, 2] and not buffer.terminated.any()
+    obs = buffer.observation(torch.tensor([1, 3, 7]))  # s_1, the absorbing state, the truncated s_T
+    assert obs.shape == (3, gail_dqn.FRAME_STACK + 1, 2, 2)
+    assert obs[0, :, 0, 0].tolist() == [1, 1, 1, 2, 0]  # padded with the first frame; absorbing plane 0
+    assert obs[1, :, 0, 0].tolist() == [0, 0, 0, 0, 255]
+    assert obs[2, :, 0, 0].tolist() == [4, 4, 4, 5, 0]
+
+    biased = gail_dqn.EpisodeFrameBuffer(20, (2, 2), n_actions=3, absorbing=False, device=cpu)
+    biased.add_episode(frames_of(1, 2, 3), np.array([0, 2]), terminated=True)
+    assert biased.valid_rows.tolist() == [0, 1] and biased.terminated[:3].tolist() == [False, True, False]
+    assert biased.observation(torch.tensor([1])).shape == (1, gail_dqn.FRAME_STACK, 2, 2)
+
+
+def test_image_buffer_drops_overwritten_episodes_whole():
+    buffer = gail_dqn.EpisodeFrameBuffer(8, (2, 2), n_actions=2, absorbing=True, device=torch.device("cpu"))
+    buffer.add_episode(frames_of(1, 2, 3), np.array([0, 1]), terminated=True)  # rows 0-4 (2 absorbing rows)
+    buffer.add_episode(frames_of(4, 5, 6, 7), np.array([1, 1, 0]), terminated=False)  # rows 5-8 do not fit: 0-3
+    assert set(buffer.episode[buffer.valid_rows].tolist()) == {1}  # the first episode is gone, row 4 too
+    assert buffer.valid_rows.tolist() == [0, 1, 2]
+
+
+def test_image_absorbing_plane_of_the_environment():
+    env = gail_dqn.make_env("BreakoutNoFrameskip-v4", "demo", seed=0, absorbing_flag=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (gail_dqn.FRAME_STACK + 1, 84, 84) and env.observation_space.shape == obs.shape
+    assert (obs[-1] == 0).all() and obs[: gail_dqn.FRAME_STACK].any()
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--env-id", "CarRacing-v3", "--start-state", "rotated", "--reward-variant", "unbiased"],
+        ["--env-id", "BreakoutNoFrameskip-v4", "--reward-variant", "biased"],
+    ],
+    ids=["car_racing_unbiased", "atari_biased"],
+)
+def test_image_smoke_crosses_episode_ends(run_script, tmp_path, flags):
+    result = run_script(
+        "gail_dqn.py", *flags, "--num-demos", "1", "--max-episode-steps", "25", "--total-gradient-steps", "8",
+        "--k", "4", "--batch-size", "8", "--eval-frequency", "4", "--eval-episodes", "1", "--final-eval-episodes", "1",
+        "--save-model",
+    )  # fmt: skip
+    assert "1 episodes" in result.stdout and "final boltzmann evaluation (1 episodes" in result.stdout
+    results = json.loads(next(tmp_path.glob("runs/*/results.json")).read_text())
+    assert results["training_episodes"] == 2 and results["args"]["max_grad_norm"] == 10.0
