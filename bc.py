@@ -402,7 +402,10 @@ def evaluate(env: gym.Env, policy: nn.Module, episodes: int, deterministic: bool
         done = False
         while not done:
             with torch.no_grad():
-                action = policy.act(torch.as_tensor(np.asarray(obs), device=device)[None], deterministic)[0]
+                obs_tensor = torch.as_tensor(np.asarray(obs), device=device)[None]
+                if obs_tensor.is_floating_point():  # MuJoCo observes float64; the networks are float32
+                    obs_tensor = obs_tensor.float()
+                action = policy.act(obs_tensor, deterministic)[0]
             action = action.cpu().numpy()
             obs, _, terminated, truncated, info = env.step(action.item() if action.ndim == 0 else action)
             done = terminated or truncated

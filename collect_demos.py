@@ -115,19 +115,23 @@ def space_invaders_expert(env: gym.Env, obs: np.ndarray) -> int:
     return 4 if (agent_step // 40) % 2 == 0 else 5
 
 
-def car_racing_expert(env: gym.Env, obs: np.ndarray, lookahead: int = 5, target_speed: float = 55.0) -> int:
+def car_racing_expert(
+    env: gym.Env, obs: np.ndarray, lookahead: int = 5, target_speed: float = 55.0, min_speed: float = 8.0
+) -> int:
     """Pure pursuit on the track's centre line (`env.unwrapped.track`): steer towards the track point
     `lookahead` tiles past the nearest one when the heading error exceeds 0.15 rad, else accelerate
-    below `target_speed`. Actions: 0 NOOP, 1 RIGHT, 2 LEFT, 3 GAS, 4 BRAKE."""
+    below `target_speed`; below `min_speed` accelerate whatever the heading (a car at rest does not
+    turn). Actions: 0 NOOP, 1 RIGHT, 2 LEFT, 3 GAS, 4 BRAKE."""
     car_racing = env.unwrapped
     track = np.array([point[2:4] for point in car_racing.track])
     x, y = car_racing.car.hull.position
     target_x, target_y = track[(int(np.argmin(((track - (x, y)) ** 2).sum(1))) + lookahead) % len(track)]
     desired_angle = np.arctan2(-(target_x - x), target_y - y)  # the hull's forward vector is (-sin, cos)
     error = (desired_angle - car_racing.car.hull.angle + np.pi) % (2 * np.pi) - np.pi
-    if abs(error) > 0.15:
+    speed = np.linalg.norm(car_racing.car.hull.linearVelocity)
+    if abs(error) > 0.15 and speed >= min_speed:
         return 2 if error > 0 else 1
-    return 3 if np.linalg.norm(car_racing.car.hull.linearVelocity) < target_speed else 0
+    return 3 if speed < target_speed else 0
 
 
 EXPERTS = {

@@ -126,6 +126,15 @@ def test_car_racing_from_the_rotated_start(run_script):
     assert "1 training episodes" in result.stdout and "final stochastic evaluation (1 episodes)" in result.stdout
 
 
+def test_halfcheetah_with_the_bundled_demonstrations(run_script):
+    """MuJoCo observes float64: the policy (float32) must still evaluate."""
+    result = run_script(
+        "bc.py", "--env-id", "HalfCheetah-v5", "--num-demos", "2", "--max-episode-steps", "20",
+        "--final-eval-episodes", "1", *TINY,
+    )  # fmt: skip
+    assert "1 training episodes" in result.stdout and "final deterministic evaluation (1 episodes)" in result.stdout
+
+
 @pytest.mark.parametrize("loss", ["mle", "mse"])
 def test_continuous_actions(run_script, tmp_path, loss):
     write_continuous_demos(tmp_path / "pendulum.npz")
