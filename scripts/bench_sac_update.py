@@ -25,7 +25,7 @@ import sqil_sac_continuous as sac  # noqa: E402
 def ours(obs_dim, action_space, batch, gamma=0.99, tau=0.005):
     """The update of sqil_sac_continuous.py (SQIL mode: balanced batch of demo + agent rows)."""
     action_dim = action_space.shape[0]
-    actor, qf, qf_target = sac.Actor(obs_dim, action_space), sac.TwinSoftQNetwork(obs_dim, action_dim), None
+    actor, qf = sac.Actor(obs_dim, action_space), sac.TwinSoftQNetwork(obs_dim, action_dim)
     qf_target = sac.TwinSoftQNetwork(obs_dim, action_dim)
     qf_target.load_state_dict(qf.state_dict())
     q_opt = torch.optim.Adam(qf.parameters(), lr=1e-3, fused=True)

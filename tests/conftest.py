@@ -1,10 +1,13 @@
 """Shared helpers: every script is run as a user would run it, in a subprocess with tiny flags."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +35,43 @@ def run_script(tmp_path):
         return result
 
     return run
+
+
+@pytest.fixture
+def write_random_demos():
+    """Writes a small demonstration file in the project's format from a random policy (plumbing only)."""
+
+    def write(path: Path, env_id: str, episodes: int = 2, length: int = 60) -> None:
+        env = gym.make(env_id, max_episode_steps=length)
+        env.action_space.seed(0)
+        obs_rows, final_obs, actions, terminated, truncated, lengths = [], [], [], [], [], []
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=episode)
+            done = False
+            while not done:
+                action = env.action_space.sample()
+                next_obs, _, term, trunc, _ = env.step(action)
+                obs_rows.append(obs)
+                actions.append(action)
+                terminated.append(term)
+                truncated.append(trunc)
+                obs, done = next_obs, term or trunc
+            final_obs.append(obs)
+            lengths.append(len(actions) - sum(lengths))
+        space = {"type": "Box", "shape": list(env.observation_space.shape), "dtype": str(env.observation_space.dtype)}
+        act_space = {"type": "Box", "shape": list(env.action_space.shape), "dtype": str(env.action_space.dtype)}
+        metadata = {"format_version": 1, "env_id": env_id, "observation_space": space, "action_space": act_space}
+        np.savez_compressed(
+            path,
+            obs=np.asarray(obs_rows, np.float32),
+            final_obs=np.asarray(final_obs, np.float32),
+            actions=np.asarray(actions, np.float32),
+            rewards=np.zeros(len(actions), np.float32),
+            terminated=np.asarray(terminated),
+            truncated=np.asarray(truncated),
+            episode_lengths=np.asarray(lengths),
+            episode_returns=np.zeros(episodes),
+            metadata=np.array(json.dumps(metadata)),
+        )
+
+    return write

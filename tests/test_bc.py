@@ -65,40 +65,6 @@ def test_squashed_gaussian_likelihood_and_action_bounds():
     assert mse.loss(obs, actions).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def write_continuous_demos(path: Path, env_id: str = "Pendulum-v1", episodes: int = 3, length: int = 30) -> None:
-    """A small demonstration file in the project's format from a random policy (plumbing only)."""
-    env = gym.make(env_id, max_episode_steps=length)
-    env.action_space.seed(0)
-    obs_rows, final_obs, actions, terminated, truncated = [], [], [], [], []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=episode)
-        done = False
-        while not done:
-            action = env.action_space.sample()
-            next_obs, _, term, trunc, _ = env.step(action)
-            obs_rows.append(obs)
-            actions.append(action)
-            terminated.append(term)
-            truncated.append(trunc)
-            obs, done = next_obs, term or trunc
-        final_obs.append(obs)
-    space = {"type": "Box", "shape": list(env.observation_space.shape), "dtype": "float32"}
-    act_space = {"type": "Box", "shape": list(env.action_space.shape), "dtype": "float32"}
-    metadata = {"format_version": 1, "env_id": env_id, "observation_space": space, "action_space": act_space}
-    np.savez_compressed(
-        path,
-        obs=np.asarray(obs_rows, np.float32),
-        final_obs=np.asarray(final_obs, np.float32),
-        actions=np.asarray(actions, np.float32),
-        rewards=np.zeros(len(actions), np.float32),
-        terminated=np.asarray(terminated),
-        truncated=np.asarray(truncated),
-        episode_lengths=np.full(episodes, length),
-        episode_returns=np.zeros(episodes),
-        metadata=np.array(json.dumps(metadata)),
-    )
-
-
 def test_lunar_shifted_start_with_saved_model(run_script, tmp_path):
     result = run_script("bc.py", "--start-state", "shifted", "--final-eval-episodes", "2", "--save-model", *TINY)
     assert "90 training episodes" in result.stdout and "10 validation episodes" in result.stdout
@@ -136,8 +102,8 @@ def test_halfcheetah_with_the_bundled_demonstrations(run_script):
 
 
 @pytest.mark.parametrize("loss", ["mle", "mse"])
-def test_continuous_actions(run_script, tmp_path, loss):
-    write_continuous_demos(tmp_path / "pendulum.npz")
+def test_continuous_actions(run_script, tmp_path, loss, write_random_demos):
+    write_random_demos(tmp_path / "pendulum.npz", "Pendulum-v1", episodes=3, length=30)
     result = run_script(
         "bc.py", "--env-id", "Pendulum-v1", "--demo-path", str(tmp_path / "pendulum.npz"), "--continuous-loss", loss,
         "--max-episode-steps", "20", "--final-eval-episodes", "2", *TINY,

@@ -97,42 +97,7 @@ def test_balanced_batch_and_demonstrations_are_never_evicted():
     torch.testing.assert_close(next_obs[8:, 0], obs[8:, 0] - 1)
 
 
-def write_random_demos(path: Path, env_id: str, episodes: int = 2, length: int = 60) -> None:
-    """A small demonstration file in the project's format from a random policy (plumbing only)."""
-    env = gym.make(env_id, max_episode_steps=length)
-    env.action_space.seed(0)
-    obs_rows, final_obs, actions, terminated, truncated, lengths = [], [], [], [], [], []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=episode)
-        done = False
-        while not done:
-            action = env.action_space.sample()
-            next_obs, _, term, trunc, _ = env.step(action)
-            obs_rows.append(obs)
-            actions.append(action)
-            terminated.append(term)
-            truncated.append(trunc)
-            obs, done = next_obs, term or trunc
-        final_obs.append(obs)
-        lengths.append(len(actions) - sum(lengths))
-    space = {"type": "Box", "shape": list(env.observation_space.shape), "dtype": str(env.observation_space.dtype)}
-    act_space = {"type": "Box", "shape": list(env.action_space.shape), "dtype": str(env.action_space.dtype)}
-    metadata = {"format_version": 1, "env_id": env_id, "observation_space": space, "action_space": act_space}
-    np.savez_compressed(
-        path,
-        obs=np.asarray(obs_rows, np.float32),
-        final_obs=np.asarray(final_obs, np.float32),
-        actions=np.asarray(actions, np.float32),
-        rewards=np.zeros(len(actions), np.float32),
-        terminated=np.asarray(terminated),
-        truncated=np.asarray(truncated),
-        episode_lengths=np.asarray(lengths),
-        episode_returns=np.zeros(episodes),
-        metadata=np.array(json.dumps(metadata)),
-    )
-
-
-def test_halfcheetah_sqil_crosses_truncations_saves_and_evaluates(run_script, tmp_path):
+def test_halfcheetah_sqil_crosses_truncations_saves_and_evaluates(run_script, tmp_path, write_random_demos):
     write_random_demos(tmp_path / "cheetah.npz", "HalfCheetah-v5")
     result = run_script(
         "sqil_sac_continuous.py", "--demo-path", str(tmp_path / "cheetah.npz"), "--save-model", *TINY
@@ -158,7 +123,7 @@ def test_halfcheetah_sqil_crosses_truncations_saves_and_evaluates(run_script, tm
     np.testing.assert_array_equal(demos["next_obs"][:-1], demos["obs"][1:])
 
 
-def test_humanoid_sqil_crosses_terminations(run_script, tmp_path):
+def test_humanoid_sqil_crosses_terminations(run_script, tmp_path, write_random_demos):
     write_random_demos(tmp_path / "humanoid.npz", "Humanoid-v5")  # random Humanoids fall: terminated ends
     assert np.load(tmp_path / "humanoid.npz")["terminated"].any()
     result = run_script(
@@ -193,7 +158,7 @@ def test_bad_input_gives_one_sentence(run_script, flags, message):
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_num_demos_out_of_range(run_script, tmp_path):
+def test_num_demos_out_of_range(run_script, tmp_path, write_random_demos):
     write_random_demos(tmp_path / "cheetah.npz", "HalfCheetah-v5")
     result = run_script(
         "sqil_sac_continuous.py", "--demo-path", str(tmp_path / "cheetah.npz"), "--num-demos", "3", *TINY, check=False
