@@ -275,8 +275,9 @@ class ReplayBuffer:
         return self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx]
 
     def state_dict(self) -> dict:
-        keep = slice(0, self.size)
-        arrays = {k: getattr(self, k)[keep].cpu() for k in ("obs", "actions", "rewards", "next_obs", "terminated")}
+        # A copy, not a view: torch.save writes a view's whole storage (the empty capacity too).
+        keys = ("obs", "actions", "rewards", "next_obs", "terminated")
+        arrays = {k: getattr(self, k)[: self.size].to("cpu", copy=True) for k in keys}
         return {**arrays, "position": self.position}
 
     def load_state_dict(self, state: dict) -> None:

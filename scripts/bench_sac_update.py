@@ -22,20 +22,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sqil_sac_continuous as sac  # noqa: E402
 
 
-def ours(obs_dim, action_space, batch, gamma=0.99, tau=0.005):
-    """The update of sqil_sac_continuous.py (SQIL mode: balanced batch of demo + agent rows)."""
+def ours(obs_dim, action_space, batch, device, compile_mode=None, gamma=0.99, tau=0.005):
+    """The update of sqil_sac_continuous.py (SQIL mode: balanced batch of demo + agent rows). With
+    compile_mode, the two loss functions (forward and backward) go through torch.compile."""
     action_dim = action_space.shape[0]
-    actor, qf = sac.Actor(obs_dim, action_space), sac.TwinSoftQNetwork(obs_dim, action_dim)
-    qf_target = sac.TwinSoftQNetwork(obs_dim, action_dim)
+    actor = sac.Actor(obs_dim, action_space).to(device)
+    qf, qf_target = (
+        sac.TwinSoftQNetwork(obs_dim, action_dim).to(device),
+        sac.TwinSoftQNetwork(obs_dim, action_dim).to(device),
+    )
     qf_target.load_state_dict(qf.state_dict())
     q_opt = torch.optim.Adam(qf.parameters(), lr=1e-3, fused=True)
     a_opt = torch.optim.Adam(actor.parameters(), lr=3e-4, fused=True)
-    log_alpha = torch.zeros((), requires_grad=True)
+    log_alpha = torch.zeros((), requires_grad=True, device=device)
     alpha_opt = torch.optim.Adam([log_alpha], lr=3e-4)
     state = {"alpha": log_alpha.exp().detach()}
 
-    def step(i, obs, actions, rewards, next_obs, terminated):
-        alpha = state["alpha"]
+    def critic_loss(obs, actions, rewards, next_obs, terminated, alpha):
         with torch.no_grad():
             next_actions, next_log_prob, _ = actor(next_obs)
             targets = sac.soft_q_target(
@@ -43,19 +46,30 @@ def ours(obs_dim, action_space, batch, gamma=0.99, tau=0.005):
             )
         squared = (qf(obs, actions) - targets) ** 2
         half = len(obs) // 2
-        loss = squared[:, :half].mean(1).sum() + squared[:, half:].mean(1).sum()
+        return squared[:, :half].mean(1).sum() + squared[:, half:].mean(1).sum()
+
+    def actor_loss(obs, alpha):
+        pi, log_prob, _ = actor(obs)
+        return (alpha * log_prob - qf(obs, pi).min(0).values).mean(), log_prob.detach()
+
+    if compile_mode:
+        critic_loss = torch.compile(critic_loss, mode=None if compile_mode == "default" else compile_mode)
+        actor_loss = torch.compile(actor_loss, mode=None if compile_mode == "default" else compile_mode)
+
+    def step(i, obs, actions, rewards, next_obs, terminated):
+        alpha = state["alpha"]
+        loss = critic_loss(obs, actions, rewards, next_obs, terminated, alpha)
         q_opt.zero_grad()
         loss.backward()
         q_opt.step()
         if i % 2 == 0:
             qf.requires_grad_(False)
             for _ in range(2):
-                pi, log_prob, _ = actor(obs)
-                actor_loss = (alpha * log_prob - qf(obs, pi).min(0).values).mean()
+                loss, log_prob = actor_loss(obs, alpha)
                 a_opt.zero_grad()
-                actor_loss.backward()
+                loss.backward()
                 a_opt.step()
-                alpha_loss = (-log_alpha.exp() * (log_prob.detach() - action_dim)).mean()
+                alpha_loss = (-log_alpha.exp() * (log_prob - action_dim)).mean()
                 alpha_opt.zero_grad()
                 alpha_loss.backward()
                 alpha_opt.step()
@@ -68,24 +82,24 @@ def ours(obs_dim, action_space, batch, gamma=0.99, tau=0.005):
     return step
 
 
-def standard(obs_dim, action_space, batch, gamma=0.99, tau=0.005):
+def standard(obs_dim, action_space, batch, device, gamma=0.99, tau=0.005):
     """The same update in the standard single-file style (two critic modules, distributions, plain Adam)."""
     action_dim = action_space.shape[0]
 
     def critic():
         return nn.Sequential(
             nn.Linear(obs_dim + action_dim, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 1)
-        )
+        ).to(device)
 
-    trunk = nn.Sequential(nn.Linear(obs_dim, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU())
-    mean_head, log_std_head = nn.Linear(256, action_dim), nn.Linear(256, action_dim)
+    trunk = nn.Sequential(nn.Linear(obs_dim, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU()).to(device)
+    mean_head, log_std_head = nn.Linear(256, action_dim).to(device), nn.Linear(256, action_dim).to(device)
     actor_params = [*trunk.parameters(), *mean_head.parameters(), *log_std_head.parameters()]
     q1, q2, q1_t, q2_t = critic(), critic(), critic(), critic()
     q1_t.load_state_dict(q1.state_dict())
     q2_t.load_state_dict(q2.state_dict())
     q_opt = torch.optim.Adam([*q1.parameters(), *q2.parameters()], lr=1e-3)
     a_opt = torch.optim.Adam(actor_params, lr=3e-4)
-    log_alpha = torch.zeros(1, requires_grad=True)
+    log_alpha = torch.zeros(1, requires_grad=True, device=device)
     alpha_opt = torch.optim.Adam([log_alpha], lr=1e-3)
     state = {"alpha": 1.0}
 
@@ -138,9 +152,18 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--compile",
+        nargs="*",
+        default=[],
+        help="also time our update with its loss functions under torch.compile in these modes "
+        "(default, reduce-overhead = CUDA graphs, max-autotune-no-cudagraphs)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = torch.device(args.device)
     env = gym.make(args.env_id)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     n = 50_000
@@ -151,15 +174,35 @@ if __name__ == "__main__":
         torch.randn(n, obs_dim),
         torch.rand(n) < 0.01,
     ]
-    for name, make in (("sqil_sac_continuous.py", ours), ("standard single-file SAC", standard)):
-        step = make(obs_dim, env.action_space, args.batch_size)
-        for i in range(args.steps + 100):
-            if i == 100:  # warm-up excluded
-                start = time.perf_counter()
-            idx = torch.randint(0, n, (args.batch_size,))
-            step(i, *(tensor[idx] for tensor in data))
-        elapsed = time.perf_counter() - start
+    data = [tensor.to(device) for tensor in data]
+    variants = [("sqil_sac_continuous.py", lambda: ours(obs_dim, env.action_space, args.batch_size, device))]
+    for mode in args.compile:
+        variants.append(
+            (
+                f"sqil_sac_continuous.py, torch.compile mode={mode}",
+                lambda mode=mode: ours(obs_dim, env.action_space, args.batch_size, device, mode),
+            )
+        )
+    variants.append(("standard single-file SAC", lambda: standard(obs_dim, env.action_space, args.batch_size, device)))
+    for name, make in variants:
+        try:
+            step = make()
+            compile_start = time.perf_counter()
+            for i in range(args.steps + 100):
+                if i == 100:  # warm-up (and compilation) excluded
+                    torch.cuda.synchronize() if device.type == "cuda" else None
+                    start = time.perf_counter()
+                idx = torch.randint(0, n, (args.batch_size,), device=device)
+                step(i, *(tensor[idx] for tensor in data))
+            torch.cuda.synchronize() if device.type == "cuda" else None
+            elapsed = time.perf_counter() - start
+        except Exception as error:  # a compile mode that fails here is reported, not fatal
+            print(f"{name}: failed ({type(error).__name__}: {str(error)[:300]})")
+            continue
         print(
-            f"{name}: {elapsed / args.steps * 1e3:.2f} ms per environment step's updates ({args.steps / elapsed:.0f} updates/s), {args.threads} threads, torch {torch.__version__}"
+            f"{name}: {elapsed / args.steps * 1e3:.2f} ms per environment step's updates "
+            f"({args.steps / elapsed:.0f} updates/s; warm-up {start - compile_start:.1f} s), {args.device}, "
+            f"{args.threads} threads, torch {torch.__version__}",
+            flush=True,
         )
     print(f"numpy {np.__version__}; batch {args.batch_size}; {args.env_id}")

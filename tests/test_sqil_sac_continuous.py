@@ -97,6 +97,19 @@ def test_balanced_batch_and_demonstrations_are_never_evicted():
     torch.testing.assert_close(next_obs[8:, 0], obs[8:, 0] - 1)
 
 
+def test_buffer_state_round_trips_and_saves_only_the_filled_rows(tmp_path):
+    device = torch.device("cpu")
+    buffer = sac.ReplayBuffer(1000, 3, 2, device)
+    buffer.add(np.arange(15.0).reshape(5, 3), np.ones((5, 2)), np.arange(5.0), -np.ones((5, 3)), [0, 0, 1, 0, 0])
+    torch.save(buffer.state_dict(), tmp_path / "buffer.pt")
+    assert (tmp_path / "buffer.pt").stat().st_size < 10_000  # 1,000 rows of capacity would be over 32 KB
+    restored = sac.ReplayBuffer(1000, 3, 2, device)
+    restored.load_state_dict(torch.load(tmp_path / "buffer.pt"))
+    assert restored.size == 5 and restored.position == 5
+    for key in ("obs", "actions", "rewards", "next_obs", "terminated"):
+        assert torch.equal(getattr(restored, key), getattr(buffer, key))
+
+
 def test_halfcheetah_sqil_crosses_truncations_saves_and_evaluates(run_script, tmp_path, write_random_demos):
     write_random_demos(tmp_path / "cheetah.npz", "HalfCheetah-v5")
     result = run_script(
