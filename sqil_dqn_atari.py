@@ -136,29 +136,39 @@ class FrameReplayBuffer:
     episode's reset frame (age 0). The transition stored at row p starts from the observation whose
     newest frame is row p - 1. A stacked observation is rebuilt from the FRAME_STACK rows ending at
     its own row, the reset frame repeated before the episode began (as FrameStackObservation pads).
-    About 7.1 KB per transition: one frame, an age, an action and a flag."""
+    About 7.1 KB per transition: one frame, an age, an action and a flag.
+
+    Only the frames live on the training device; the bookkeeping stays in numpy, where the sample's
+    rows are chosen. On a GPU this keeps the host from waiting for the device: one pinned,
+    non-blocking copy of indices per sample, no device-to-host reads."""
 
     def __init__(self, capacity: int, num_streams: int, frame_shape: tuple, device: torch.device):
         self.rows = capacity // num_streams + 1  # + 1: a transition needs its previous frame too
         # torch.empty: the operating system hands out pages only as rows are written (never read unwritten)
         self.frames = torch.empty((num_streams, self.rows, *frame_shape), dtype=torch.uint8, device=device)
-        self.age = torch.zeros((num_streams, self.rows), dtype=torch.int32, device=device)
-        self.actions = torch.zeros((num_streams, self.rows), dtype=torch.uint8, device=device)
-        self.terminated = torch.zeros((num_streams, self.rows), dtype=torch.bool, device=device)
+        self.age = np.zeros((num_streams, self.rows), dtype=np.int32)
+        self.actions = np.zeros((num_streams, self.rows), dtype=np.uint8)
+        self.terminated = np.zeros((num_streams, self.rows), dtype=bool)
         self.head = np.zeros(num_streams, dtype=np.int64)  # next row to write, per stream
         self.size = np.zeros(num_streams, dtype=np.int64)
         self.overwritten = np.zeros(num_streams, dtype=bool)  # has the stream wrapped around?
         self.current_age = np.zeros(num_streams, dtype=np.int64)
         self.device = device
 
+    def to_device(self, array: np.ndarray) -> torch.Tensor:
+        """A host-to-device copy that does not make the host wait (pinned memory, non-blocking)."""
+        tensor = torch.as_tensor(array)
+        if self.device.type == "cuda":
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
+
     def _write(self, streams: np.ndarray, frames, ages: np.ndarray, actions, terminated) -> None:
         rows = self.head[streams]
         self.overwritten[streams] |= self.size[streams] == self.rows
-        s, r = torch.as_tensor(streams, device=self.device), torch.as_tensor(rows, device=self.device)
-        self.frames[s, r] = torch.as_tensor(np.asarray(frames), device=self.device)
-        self.age[s, r] = torch.as_tensor(ages, dtype=torch.int32, device=self.device)
-        self.actions[s, r] = torch.as_tensor(np.asarray(actions), dtype=torch.uint8, device=self.device)
-        self.terminated[s, r] = torch.as_tensor(np.asarray(terminated), dtype=torch.bool, device=self.device)
+        self.frames[self.to_device(streams), self.to_device(rows)] = self.to_device(np.asarray(frames))
+        self.age[streams, rows] = ages
+        self.actions[streams, rows] = actions
+        self.terminated[streams, rows] = terminated
         self.head[streams] = (rows + 1) % self.rows
         self.size[streams] = np.minimum(self.size[streams] + 1, self.rows)
         self.current_age[streams] = ages
@@ -176,30 +186,33 @@ class FrameReplayBuffer:
     def num_transitions(self) -> int:
         return int(self.size.sum())
 
-    def stack_rows(self, rows: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
+    def stack_rows(self, rows: np.ndarray, age: np.ndarray) -> np.ndarray:
         """The rows of the FRAME_STACK frames of the observation whose newest frame is at `rows`."""
-        back = torch.arange(FRAME_STACK - 1, -1, -1, device=self.device)
-        return (rows[:, None] - torch.minimum(back, age[:, None])) % self.rows
+        back = np.arange(FRAME_STACK - 1, -1, -1)
+        return (rows[:, None] - np.minimum(back, age[:, None])) % self.rows
 
     def sample(self, n: int):
         """n transitions, uniformly over streams weighted by their size, as stacked uint8 tensors."""
-        weights = torch.as_tensor(self.size, dtype=torch.float, device=self.device)
-        streams = torch.multinomial(weights, n, replacement=True)
-        size = torch.as_tensor(self.size, device=self.device)[streams]
-        oldest = (torch.as_tensor(self.head, device=self.device)[streams] - size) % self.rows
+        streams = np.random.choice(len(self.size), n, p=self.size / self.size.sum())
+        size = self.size[streams]
+        oldest = (self.head[streams] - size) % self.rows
         # A transition needs the FRAME_STACK rows before its own; once a stream has wrapped, the few
         # oldest rows have lost them (overwritten by the newest). Reset frames are no transitions.
-        skip = torch.where(torch.as_tensor(self.overwritten, device=self.device)[streams], FRAME_STACK, 1)
-        rows = torch.empty(n, dtype=torch.long, device=self.device)
-        todo = torch.ones(n, dtype=torch.bool, device=self.device)
+        skip = np.where(self.overwritten[streams], FRAME_STACK, 1)
+        rows = np.zeros(n, dtype=np.int64)
+        todo = np.ones(n, dtype=bool)
         while todo.any():
-            offset = skip + (torch.rand(n, device=self.device) * (size - skip)).long()
-            rows = torch.where(todo, (oldest + offset) % self.rows, rows)
+            offset = skip + (np.random.random(n) * (size - skip)).astype(np.int64)
+            rows = np.where(todo, (oldest + offset) % self.rows, rows)
             todo = self.age[streams, rows] == 0
-        age = self.age[streams, rows].long()
-        obs = self.frames[streams[:, None], self.stack_rows(rows - 1, age - 1)]
-        next_obs = self.frames[streams[:, None], self.stack_rows(rows, age)]
-        return obs, self.actions[streams, rows].long(), next_obs, self.terminated[streams, rows]
+        age = self.age[streams, rows].astype(np.int64)
+        # One copy to the device: streams, the 2 x FRAME_STACK frame rows, the action, the flag.
+        columns = [streams[:, None], self.stack_rows(rows - 1, age - 1), self.stack_rows(rows, age)]
+        columns += [self.actions[streams, rows, None], self.terminated[streams, rows, None]]
+        index = self.to_device(np.concatenate(columns, axis=1, dtype=np.int64))
+        frames = self.frames[index[:, :1], index[:, 1 : 1 + 2 * FRAME_STACK]]
+        obs, next_obs = frames[:, :FRAME_STACK], frames[:, FRAME_STACK:]
+        return obs, index[:, -2], next_obs, index[:, -1].bool()
 
 
 def store_step(buffer: FrameReplayBuffer, next_obs, actions, terminated, truncated, infos) -> np.ndarray:

@@ -99,8 +99,7 @@ def test_balanced_batch_is_half_demonstrations_and_stores_one_frame_per_transiti
     obs, actions, next_obs, terminated = atari.balanced_batch(demo, agent, 32)
     assert obs.shape == (32, 4, 84, 84) and obs.dtype == torch.uint8
     assert (obs[:16] == 255).all() and (obs[16:] == 0).all() and (next_obs[16:] == 0).all()
-    per_transition = sum(t.element_size() * t[0, 0].numel() for t in (agent.frames, agent.age, agent.actions))
-    per_transition += agent.terminated.element_size()
+    per_transition = sum(t[0, 0].nbytes for t in (agent.frames, agent.age, agent.actions, agent.terminated))
     assert per_transition <= 7_500  # 1,000,000 transitions in at most 7.5 GB (a stack of 4 frames alone: 28 KB)
 
 
