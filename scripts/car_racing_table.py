@@ -34,6 +34,11 @@ PAPER = {  # Figure 1 / Figure 5: (domain shift, no shift), mean over 100 episod
 # row -> (script, flags, the results.json key of the reported policy)
 TRAINED = {
     "BC": ("bc.py", ["--env-id", "CarRacing-v3"], "final_deterministic_return"),
+    "GAIL-DQL-B": (
+        "gail_dqn.py",
+        ["--env-id", "CarRacing-v3", "--reward-variant", "biased", "--alpha", "0.1"],
+        "final_greedy_return",
+    ),
     "GAIL-DQL-U": (
         "gail_dqn.py",
         ["--env-id", "CarRacing-v3", "--reward-variant", "unbiased", "--alpha", "0.1"],
@@ -117,6 +122,6 @@ if __name__ == "__main__":
             for job in [pool.submit(run, *job, args.steps, args.eval_episodes) for job in jobs]:
                 job.result()
     print("| row | rotated start (domain shift) | paper | default start (no shift) | paper |\n|---|---|---|---|---|")
-    for row in ["Random", "BC", "GAIL-DQL-U", "SQIL", "Expert"]:
+    for row in ["Random", "BC", "GAIL-DQL-B", "GAIL-DQL-U", "SQIL", "Expert"]:
         shifted, default = (cell(row, start, args.seeds, args.steps) for start in STARTS)
         print(f"| {row} | {shifted} | {PAPER[row][0]} | {default} | {PAPER[row][1]} |")

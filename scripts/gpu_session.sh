@@ -6,13 +6,14 @@
 #                        5,000 steps so that they can be resumed elsewhere (--resume).
 # Writes to $OUT (default ./gpu_out): bench.log, training.tar (logs, TensorBoard, results) and the
 # checkpoints of the runs listed in KEEP. Needs the packages of requirements.txt (the machine here had
-# them carried as wheels) and stable-baselines3 for the DQN reference.
+# them carried as wheels) and stable-baselines3 for the DQN reference. Ran on 2026-11-26 (H200) as
+# `TRAIN_SECONDS=420 bash scripts/gpu_session.sh`; its log is results/gpu/2026-11-26_session.log.
 set -u
 OUT=${OUT:-$PWD/gpu_out}
 REPO=$PWD
 TRAIN_SECONDS=${TRAIN_SECONDS:-460}
 mkdir -p "$OUT" /tmp/train
-export PYTHONUNBUFFERED=1 MUJOCO_GL=egl
+export PYTHONUNBUFFERED=1 MUJOCO_GL=disable  # no rendering; with egl, `import mujoco` failed there (no EGL library)
 exec > >(tee "$OUT/bench.log") 2>&1
 
 date; nproc; nvidia-smi -L; python3 -c "import torch, gymnasium, mujoco, ale_py; print(torch.__version__, torch.cuda.get_device_name(), gymnasium.__version__, mujoco.__version__, ale_py.__version__)"
