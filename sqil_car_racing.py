@@ -95,6 +95,9 @@ class Args:
     """episodes per periodic evaluation and policy (greedy and Boltzmann)"""
     final_eval_episodes: int = 100
     """episodes of the final evaluation, per policy (paper: 100)"""
+    num_envs: int = 1
+    """environments played at once, each in its own process when more than one: every k * num_envs gradient
+    steps, one rollout in each (the same k gradient steps per rollout); evaluations play num_envs episodes at once"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,6 +144,19 @@ def make_env(
         env = gym.wrappers.FrameStackObservation(env, FRAME_STACK)  # pads with the reset frame
     env.action_space.seed(seed)
     return env
+
+
+def make_vector_env(
+    env_id: str, start_state: str, seed: int, num_envs: int, max_episode_steps=None, video_folder=None
+) -> gym.vector.VectorEnv:
+    """`num_envs` copies of make_env (environment i seeded with seed + i, only the first filmed). More
+    than one run in subprocesses: CarRacing renders every frame on the CPU, the slow part of a rollout."""
+    env_fns = [
+        lambda i=i: make_env(env_id, start_state, seed + i, max_episode_steps, video_folder if i == 0 else None)
+        for i in range(num_envs)
+    ]
+    vector_env = gym.vector.AsyncVectorEnv if num_envs > 1 else gym.vector.SyncVectorEnv
+    return vector_env(env_fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,28 +317,43 @@ def soft_bellman_error(q_sa, next_q_values, rewards, terminated, gamma: float, a
 
 
 # ---------------------------------------------------------------------------------------------
-# Acting: one episode with the greedy or the Boltzmann policy.
+# Acting: one episode in each environment of a vector, with the greedy or the Boltzmann policy.
 # ---------------------------------------------------------------------------------------------
-def run_episode(env: gym.Env, q_network: QNetwork, policy: str, alpha: float, device: torch.device, seed=None):
-    """Plays one episode; returns its frames s_0 .. s_T, actions, whether it terminated, true return, length."""
-    obs, _ = env.reset(seed=seed)
-    frames, actions, terminated, truncated = [obs[-1]], [], False, False
-    while not (terminated or truncated):
+def run_episodes(envs: gym.vector.VectorEnv, q_network: QNetwork, policy: str, alpha: float, device, seeds=None):
+    """Plays one episode in every environment of `envs` at once; returns, per environment, the
+    episode's frames s_0 .. s_T, actions, whether it terminated, true return and length. An
+    environment that finishes early goes on stepping (the vector resets it) until all have finished;
+    those steps are discarded."""
+    obs, _ = envs.reset(seed=seeds)
+    frames, actions = [[stack[-1]] for stack in obs], [[] for _ in range(envs.num_envs)]
+    episodes = [None] * envs.num_envs
+    while any(episode is None for episode in episodes):
         with torch.no_grad():
-            q_values = q_network(torch.as_tensor(np.asarray(obs), device=device)[None])
+            q_values = q_network(torch.as_tensor(obs, device=device))
         if policy == "greedy":
-            action = int(q_values.argmax())
+            action = q_values.argmax(dim=1)
         else:  # Boltzmann: pi(a|s) proportional to exp(Q(s, a) / alpha)  (Eq. 1)
-            action = int(torch.multinomial(F.softmax(q_values[0] / alpha, dim=-1), 1))
-        obs, _, terminated, truncated, info = env.step(action)
-        frames.append(obs[-1])
-        actions.append(action)
-    return np.stack(frames), np.asarray(actions), terminated, float(info["episode"]["r"]), int(info["episode"]["l"])
+            action = torch.multinomial(F.softmax(q_values / alpha, dim=1), 1).squeeze(1)
+        action = action.cpu().numpy()
+        obs, _, terminated, truncated, info = envs.step(action)
+        for i, episode in enumerate(episodes):
+            if episode is not None:
+                continue
+            frames[i].append(obs[i][-1])  # at an episode's end, the final observation (autoreset waits a step)
+            actions[i].append(action[i])
+            if terminated[i] or truncated[i]:
+                episode_return, length = float(info["episode"]["r"][i]), int(info["episode"]["l"][i])
+                episodes[i] = (np.stack(frames[i]), np.asarray(actions[i]), bool(terminated[i]), episode_return, length)
+    return episodes
 
 
-def evaluate(env: gym.Env, q_network: QNetwork, policy: str, episodes: int, alpha: float, device, seed: int):
-    returns = [run_episode(env, q_network, policy, alpha, device, seed=seed + i)[3] for i in range(episodes)]
-    return float(np.mean(returns)), float(np.std(returns))
+def evaluate(envs: gym.vector.VectorEnv, q_network: QNetwork, policy: str, episodes: int, alpha: float, device, seed):
+    """Mean and standard deviation of the true return over `episodes` episodes with seeds seed, seed + 1, ..."""
+    returns = []
+    for first in range(0, episodes, envs.num_envs):
+        seeds = [seed + first + i for i in range(envs.num_envs)]
+        returns += [episode[3] for episode in run_episodes(envs, q_network, policy, alpha, device, seeds)]
+    return float(np.mean(returns[:episodes])), float(np.std(returns[:episodes]))
 
 
 if __name__ == "__main__":
@@ -344,6 +375,8 @@ if __name__ == "__main__":
         )
     if not args.env_id.startswith("CarRacing"):
         sys.exit(f"error: sqil_car_racing.py trains on CarRacing only, not {args.env_id!r}.")
+    if args.num_envs < 1:
+        sys.exit(f"error: --num-envs must be at least 1, not {args.num_envs}.")
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -352,11 +385,13 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     try:
-        env = make_env(args.env_id, args.start_state, args.seed, args.max_episode_steps)
-        eval_env = make_env(args.env_id, eval_start_state, args.seed + 10_000, args.max_episode_steps)
+        envs = make_vector_env(args.env_id, args.start_state, args.seed, args.num_envs, args.max_episode_steps)
+        eval_envs = make_vector_env(
+            args.env_id, eval_start_state, args.seed + 10_000, args.num_envs, args.max_episode_steps
+        )
     except (gym.error.Error, ImportError) as error:
         sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
-    n_actions = int(env.action_space.n)
+    n_actions = int(envs.single_action_space.n)
 
     q_network = QNetwork(n_actions).to(device)
     target_network = QNetwork(n_actions).to(device)
@@ -382,20 +417,21 @@ if __name__ == "__main__":
         "hyperparameters",
         "|param|value|\n|-|-|\n%s" % "\n".join(f"|{key}|{value}|" for key, value in vars(args).items()),
     )
-    env.reset(seed=args.seed)  # seeds the environment's RNG; later resets continue its stream
+    envs.reset(seed=args.seed)  # seeds the environments' RNGs; later resets continue their streams
     env_steps, training_returns, start_time = 0, [], time.time()
     for step in range(args.total_gradient_steps):
         # Algorithm 1, lines 5-7: every k gradient steps, one rollout of pi_theta joins D_samp (the
-        # first before any gradient step, so that both halves of every batch exist from the start).
-        if step % args.k == 0:
-            frames, actions, terminated, episodic_return, length = run_episode(
-                env, q_network, "boltzmann", args.alpha, device
-            )
-            agent_buffer.add_episode(frames, actions, terminated)
-            env_steps += length
-            training_returns.append(episodic_return)
-            writer.add_scalar("charts/episodic_return", episodic_return, step)
-            writer.add_scalar("charts/episodic_length", length, step)
+        # first before any gradient step, so that both halves of every batch exist from the start);
+        # with num_envs environments, num_envs rollouts at once every k * num_envs gradient steps.
+        if step % (args.k * args.num_envs) == 0:
+            for frames, actions, terminated, episodic_return, length in run_episodes(
+                envs, q_network, "boltzmann", args.alpha, device
+            ):
+                agent_buffer.add_episode(frames, actions, terminated)
+                env_steps += length
+                training_returns.append(episodic_return)
+                writer.add_scalar("charts/episodic_return", episodic_return, step)
+                writer.add_scalar("charts/episodic_length", length, step)
             writer.add_scalar("charts/env_steps", env_steps, step)
 
         # Algorithm 1, line 4: one gradient step on a batch of half demonstrations, half agent transitions.
@@ -430,7 +466,7 @@ if __name__ == "__main__":
         if args.eval_frequency and (step + 1) % args.eval_frequency == 0:
             for policy in ("greedy", "boltzmann"):
                 seed = args.seed + 1_000_000 + step
-                mean_return, _ = evaluate(eval_env, q_network, policy, args.eval_episodes, args.alpha, device, seed)
+                mean_return, _ = evaluate(eval_envs, q_network, policy, args.eval_episodes, args.alpha, device, seed)
                 writer.add_scalar(f"eval/{policy}_episodic_return", mean_return, step)
                 print(f"step {step + 1}: eval {policy} return {mean_return:.1f} ({eval_start_state} start)")
 
@@ -443,8 +479,12 @@ if __name__ == "__main__":
         model_path = f"runs/{run_name}/{args.exp_name}.pt"
         torch.save(q_network.state_dict(), model_path)
         print(f"model saved to {model_path}")
+    envs.close()
+    eval_envs.close()
     video_folder = f"videos/{run_name}" if args.capture_video else None
-    final_env = make_env(args.env_id, eval_start_state, args.seed + 20_000, args.max_episode_steps, video_folder)
+    final_envs = make_vector_env(
+        args.env_id, eval_start_state, args.seed + 20_000, args.num_envs, args.max_episode_steps, video_folder
+    )
     results = {
         "args": vars(args),
         "env_steps": env_steps,
@@ -454,7 +494,7 @@ if __name__ == "__main__":
     }
     for policy in ("greedy", "boltzmann"):
         mean_return, std_return = evaluate(
-            final_env, q_network, policy, args.final_eval_episodes, args.alpha, device, seed=args.seed + 2_000_000
+            final_envs, q_network, policy, args.final_eval_episodes, args.alpha, device, seed=args.seed + 2_000_000
         )
         writer.add_scalar(f"eval/final_{policy}_episodic_return", mean_return, args.total_gradient_steps)
         results[f"final_{policy}_return"], results[f"final_{policy}_return_std"] = mean_return, std_return
@@ -462,9 +502,7 @@ if __name__ == "__main__":
             f"final {policy} evaluation ({args.final_eval_episodes} episodes, {eval_start_state} start): "
             f"return {mean_return:.1f} +- {std_return:.1f}"
         )
-    final_env.close()
+    final_envs.close()
     with open(f"runs/{run_name}/results.json", "w") as f:
         json.dump(results, f, indent=1)
-    env.close()
-    eval_env.close()
     writer.close()

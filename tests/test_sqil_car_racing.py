@@ -4,6 +4,7 @@ environment gave, balance and eviction; smoke runs from both start states; bad i
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -92,6 +93,37 @@ def test_a_terminated_episode_marks_only_its_last_transition():
     assert buffer.frames[buffer.obs_rows[4]][:, 0, 0].tolist() == [1, 2, 3, 4]
 
 
+def test_episodes_played_together_equal_episodes_played_alone():
+    """run_episodes on a vector whose environments finish at different steps gives each environment's
+    own episode, as if it were played alone: steps after an environment's end are discarded."""
+    torch.manual_seed(0)
+    q_network, device = car.QNetwork(5), torch.device("cpu")
+    lengths = (3, 6)
+    together = car.run_episodes(
+        gym.vector.SyncVectorEnv(
+            [lambda n=n: car.make_env("CarRacing-v3", "rotated", seed=0, max_episode_steps=n) for n in lengths],
+            autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+        ),
+        q_network,
+        "greedy",
+        alpha=0.1,
+        device=device,
+        seeds=[5, 6],
+    )
+    for seed, length, (frames, actions, terminated, _, episode_length) in zip((5, 6), lengths, together):
+        (alone,) = car.run_episodes(
+            car.make_vector_env("CarRacing-v3", "rotated", seed=0, num_envs=1, max_episode_steps=length),
+            q_network,
+            "greedy",
+            alpha=0.1,
+            device=device,
+            seeds=[seed],
+        )
+        assert episode_length == length == len(actions) and len(frames) == length + 1 and not terminated
+        np.testing.assert_array_equal(frames, alone[0])
+        np.testing.assert_array_equal(actions, alone[1])
+
+
 def test_balanced_batch_and_soft_bellman_error():
     device = torch.device("cpu")
     demo, agent = car.EpisodeFrameBuffer(10, device), car.EpisodeFrameBuffer(10, device)
@@ -134,6 +166,11 @@ def test_smoke_both_start_states(run_script, tmp_path, start_state):
 def test_bad_input_gives_one_sentence(run_script, flags, message):
     result = run_script("sqil_car_racing.py", *flags, *TINY, check=False)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_smoke_two_environments_in_subprocesses(run_script):
+    result = run_script("sqil_car_racing.py", *TINY, "--num-envs", "2", "--k", "2")
+    assert "final greedy evaluation (1 episodes" in result.stdout
 
 
 def test_num_demos_out_of_range(run_script):
