@@ -19,7 +19,7 @@ RESULTS = Path(__file__).resolve().parent.parent / "results" / "mujoco"
 def runs():
     """{(row, env, demos): {seed: log text}}"""
     found = defaultdict(dict)
-    for log in sorted(RESULTS.glob("*/log.txt")):
+    for log in sorted(RESULTS.glob("*__*demos__*/log.txt")):  # not the experts' runs (SAC-expert__<env>__<seed>)
         row, env, demos, seed = log.parent.name.split("__")
         found[(row, env, int(demos.removesuffix("demos")))][int(seed)] = log.read_text()
     return found
