@@ -100,6 +100,9 @@ class Args:
     """episodes of the final evaluation, per policy (deterministic and stochastic)"""
     checkpoint_frequency: int = 0
     """environment steps between checkpoints (networks, optimisers, agent buffer) in `checkpoints/`; 0: none"""
+    checkpoint_buffer: bool = True
+    """keep the agent buffer in checkpoints (Humanoid: 2.8 KB per step); without it a checkpoint is a few MB
+    and a resumed run refills the buffer with `learning_starts` steps of its current policy before updating"""
     resume: str | None = None
     """continue the run saved in this checkpoint (a new episode starts where it stopped)"""
 
@@ -413,11 +416,17 @@ if __name__ == "__main__":
         alpha_optimizer.load_state_dict(checkpoint["alpha_optimizer"])
         with torch.no_grad():
             log_alpha.copy_(checkpoint["log_alpha"])
-        agent_buffer.load_state_dict(checkpoint["agent_buffer"])
+        if checkpoint["agent_buffer"] is not None:
+            agent_buffer.load_state_dict(checkpoint["agent_buffer"])
+        else:
+            print(f"the checkpoint holds no agent buffer: {args.learning_starts} policy steps refill it before updates")
         torch.set_rng_state(checkpoint["torch_rng"])
         np.random.set_state(checkpoint["numpy_rng"])
         start_step = checkpoint["global_step"]
         print(f"resumed {run_name} at step {start_step} from {args.resume}")
+    # Updates wait for `learning_starts` transitions in the agent buffer (refilled by the policy after a
+    # resume from a checkpoint saved without it).
+    first_update_step = start_step + args.learning_starts if agent_buffer.size == 0 else args.learning_starts
 
     def save_checkpoint(global_step: int) -> None:
         Path("checkpoints").mkdir(exist_ok=True)
@@ -434,7 +443,7 @@ if __name__ == "__main__":
             run_name=run_name,
             global_step=global_step,
             log_alpha=log_alpha.detach().cpu(),
-            agent_buffer=agent_buffer.state_dict(),
+            agent_buffer=agent_buffer.state_dict() if args.checkpoint_buffer else None,
             torch_rng=torch.get_rng_state(),
             numpy_rng=np.random.get_state(),
         )
@@ -461,7 +470,7 @@ if __name__ == "__main__":
             writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
         obs = env.reset()[0] if terminated or truncated else next_obs
 
-        if global_step < args.learning_starts:
+        if global_step < first_update_step:
             continue
         if learning_start_time is None:
             learning_start_time, learning_start_step = time.time(), global_step

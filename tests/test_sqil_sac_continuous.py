@@ -156,6 +156,15 @@ def test_plain_sac_checkpoints_and_resumes(run_script, tmp_path):
     assert torch.load(checkpoint, weights_only=False)["global_step"] == 300
 
 
+def test_checkpoint_without_buffer_resumes_by_refilling(run_script, tmp_path):
+    flags = ["--reward-source", "env", "--checkpoint-frequency", "200", "--no-checkpoint-buffer"]
+    run_script("sqil_sac_continuous.py", *flags, *tiny(200))
+    (checkpoint,) = tmp_path.glob("checkpoints/*.pt")
+    assert torch.load(checkpoint, weights_only=False)["agent_buffer"] is None
+    result = run_script("sqil_sac_continuous.py", *flags, *tiny(400), "--resume", str(checkpoint))
+    assert "100 policy steps refill it before updates" in result.stdout and "trained 200 env steps" in result.stdout
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
