@@ -25,6 +25,8 @@ def test_every_paper_environment_of_this_issue_is_bundled():
         "BreakoutNoFrameskip-v4",
         "SpaceInvadersNoFrameskip-v4",
         "CarRacing-v3",
+        "HalfCheetah-v5",
+        "Humanoid-v5",
     ]:
         assert env_id in names
 
