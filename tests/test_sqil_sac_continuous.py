@@ -161,8 +161,15 @@ def test_checkpoint_without_buffer_resumes_by_refilling(run_script, tmp_path):
     run_script("sqil_sac_continuous.py", *flags, *tiny(200))
     (checkpoint,) = tmp_path.glob("checkpoints/*.pt")
     assert torch.load(checkpoint, weights_only=False)["agent_buffer"] is None
-    result = run_script("sqil_sac_continuous.py", *flags, *tiny(400), "--resume", str(checkpoint))
-    assert "100 policy steps refill it before updates" in result.stdout and "trained 200 env steps" in result.stdout
+    at_200 = tmp_path / "at_200.pt"  # each resumed run overwrites the checkpoint when it ends
+    at_200.write_bytes(checkpoint.read_bytes())
+    # Resumed at 200 with learning_starts 100: steps 200-299 refill the buffer, so a run to 300 never updates...
+    result = run_script("sqil_sac_continuous.py", *flags, *tiny(300), "--resume", str(at_200))
+    assert "100 policy steps refill it before updates" in result.stdout
+    assert "trained 100 env steps" in result.stdout and "with one gradient step each" not in result.stdout
+    # ... and a run to 400 updates from step 300 on.
+    result = run_script("sqil_sac_continuous.py", *flags, *tiny(400), "--resume", str(at_200))
+    assert "trained 200 env steps" in result.stdout and "with one gradient step each" in result.stdout
 
 
 @pytest.mark.parametrize(
