@@ -523,6 +523,10 @@ if __name__ == "__main__":
             writer.add_scalar("losses/qf_values", q_values.mean().item(), global_step)
             writer.add_scalar("losses/actor_loss", actor_loss.item(), global_step)
             writer.add_scalar("losses/alpha", alpha.item(), global_step)
+            # -log pi of the policy's own actions: a differential entropy, negative once the policy is narrow;
+            # then the soft target's entropy term, alpha * entropy, is a cost for every step an episode lasts.
+            entropy = -log_prob.mean().item()
+            writer.add_scalar("losses/entropy", entropy, global_step)
             if sqil:
                 writer.add_scalar("losses/bellman_demo", bellman_demo.item(), global_step)
                 writer.add_scalar("losses/bellman_samp", bellman_samp.item(), global_step)
@@ -532,7 +536,10 @@ if __name__ == "__main__":
             sps = int((global_step - learning_start_step) / max(time.time() - learning_start_time, 1e-9))
             writer.add_scalar("charts/SPS", sps, global_step)
             if global_step % 10_000 == 0:
-                print(f"step {global_step}: SPS {sps}, alpha {alpha.item():.3f}, q {q_values.mean().item():.1f}")
+                print(
+                    f"step {global_step}: SPS {sps}, alpha {alpha.item():.3f}, entropy {entropy:.1f}, "
+                    f"q {q_values.mean().item():.1f}"
+                )
 
         if args.eval_frequency and (global_step + 1) % args.eval_frequency == 0:
             mean_return, std_return = evaluate(
