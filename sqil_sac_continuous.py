@@ -92,6 +92,9 @@ class Args:
     """entropy temperature, or its starting value with --autotune"""
     autotune: bool = True
     """tune the temperature towards the target entropy -dim(A) (Haarnoja et al. 2018b)"""
+    target_entropy: float | None = None
+    """the entropy --autotune aims at (default: -dim(A)). SQIL pays agent steps 0, so below 0 every step costs
+    alpha * |entropy| and an episode that can end early (Humanoid falls) pays for ending (README, MuJoCo)"""
     eval_frequency: int = 10_000
     """environment steps between evaluations of the deterministic (mean) action; 0: none"""
     eval_episodes: int = 10
@@ -323,6 +326,8 @@ def evaluate(env: gym.Env, actor: Actor, episodes: int, deterministic: bool, dev
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    if args.target_entropy is not None and not args.autotune:
+        sys.exit("error: --target-entropy is what --autotune aims at; with --no-autotune the temperature is --alpha.")
     sqil = args.reward_source == "sqil"
     r_demo = args.r_demo
     if r_demo is None:
@@ -390,7 +395,7 @@ if __name__ == "__main__":
     qf_target.load_state_dict(qf.state_dict())
     q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.q_lr, fused=True)  # fused: one kernel per step
     actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr, fused=True)
-    target_entropy = -float(action_dim)
+    target_entropy = -float(action_dim) if args.target_entropy is None else args.target_entropy
     log_alpha = torch.tensor(np.log(args.alpha), dtype=torch.float32, device=device, requires_grad=True)
     alpha_optimizer = torch.optim.Adam([log_alpha], lr=args.policy_lr)
 

@@ -1,12 +1,14 @@
 """Prints the MuJoCo results of README "MuJoCo" from the logs in results/mujoco/ (no training).
 
-    python scripts/mujoco_table.py
+    python scripts/mujoco_table.py                        # every environment
+    python scripts/mujoco_table.py --env-id Humanoid-v5   # one: the README has a table per environment
 
 A run directory is named <row>__<env>__<N>demos__<seed>; SQIL rows read the deterministic
 evaluations that sqil_sac_continuous.py prints every --eval-frequency steps, BC rows the final
 evaluations that bc.py prints.
 """
 
+import argparse
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -16,11 +18,13 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "mujoco"
 
 
-def runs():
+def runs(env_id: str | None):
     """{(row, env, demos): {seed: log text}}"""
     found = defaultdict(dict)
     for log in sorted(RESULTS.glob("*__*demos__*/log.txt")):  # not the experts' runs (SAC-expert__<env>__<seed>)
         row, env, demos, seed = log.parent.name.split("__")
+        if env_id and env != env_id:
+            continue
         found[(row, env, int(demos.removesuffix("demos")))][int(seed)] = log.read_text()
     return found
 
@@ -32,10 +36,15 @@ def fmt(values) -> str:
 
 
 if __name__ == "__main__":
-    found = runs()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env-id", help="only this environment's runs")
+    found = runs(parser.parse_args().env_id)
     print("| row | demos | seeds | final deterministic / stochastic return (100 episodes) |\n|---|---|---|---|")
     for (row, env, demos), logs in sorted(found.items()):
         if row != "BC":
+            continue
+        logs = {seed: text for seed, text in logs.items() if "final stochastic evaluation" in text}  # finished runs
+        if not logs:
             continue
         finals = {
             kind: [

@@ -172,6 +172,18 @@ def test_checkpoint_without_buffer_resumes_by_refilling(run_script, tmp_path):
     assert "trained 200 env steps" in result.stdout and "with one gradient step each" in result.stdout
 
 
+def test_target_entropy_sets_the_direction_of_the_temperature(run_script, tmp_path):
+    # Starting from alpha 0.2, the temperature rises when the policy's entropy is below the target and falls
+    # when it is above: a target far above any entropy the policy has must raise it, one far below lower it.
+    flags = ["--reward-source", "env", "--checkpoint-frequency", "200", "--no-checkpoint-buffer", *tiny(200)]
+    log_alphas = []
+    for target in ("100", "-100"):
+        run_script("sqil_sac_continuous.py", *flags, "--target-entropy", target, "--exp-name", f"target{target}")
+        (checkpoint,) = tmp_path.glob(f"checkpoints/*target{target}*.pt")
+        log_alphas.append(torch.load(checkpoint, weights_only=False)["log_alpha"].item())
+    assert log_alphas[0] > np.log(0.2) > log_alphas[1]
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -180,6 +192,7 @@ def test_checkpoint_without_buffer_resumes_by_refilling(run_script, tmp_path):
         (["--env-id", "LunarLander-v3"], "needs vector observations and bounded Box actions"),
         (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
         (["--resume", "missing.pt"], "checkpoint missing.pt does not exist"),
+        (["--no-autotune", "--target-entropy", "0"], "--target-entropy is what --autotune aims at"),
     ],
 )
 def test_bad_input_gives_one_sentence(run_script, flags, message):
