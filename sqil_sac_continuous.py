@@ -94,7 +94,7 @@ class Args:
     """tune the temperature towards the target entropy -dim(A) (Haarnoja et al. 2018b)"""
     target_entropy: float | None = None
     """the entropy --autotune aims at (default: -dim(A)). SQIL pays agent steps 0, so below 0 every step costs
-    alpha * |entropy| and an episode that can end early (Humanoid falls) pays for ending (README, MuJoCo)"""
+    alpha * |entropy| in the soft target, which can make ending an episode early pay (README, MuJoCo, Humanoid)"""
     eval_frequency: int = 10_000
     """environment steps between evaluations of the deterministic (mean) action; 0: none"""
     eval_episodes: int = 10
