@@ -95,6 +95,10 @@ class Args:
     target_entropy: float | None = None
     """the entropy --autotune aims at (default: -dim(A)). SQIL pays agent steps 0, so below 0 every step costs
     alpha * |entropy| in the soft target, which can make ending an episode early pay (README, MuJoCo, Humanoid)"""
+    backup_entropy: bool = True
+    """SAC's critic target adds the next step's entropy bonus -alpha log pi(a'|s'); --no-backup-entropy keeps
+    the entropy in the actor's loss only (Yu et al. 2022), so that with SQIL's rewards (0 and r_demo > 0) no
+    state is worth less than an ended episode (README, MuJoCo, Humanoid)"""
     eval_frequency: int = 10_000
     """environment steps between evaluations of the deterministic (mean) action; 0: none"""
     eval_episodes: int = 10
@@ -490,7 +494,8 @@ if __name__ == "__main__":
         with torch.no_grad():
             next_actions, next_log_prob, _ = actor(next_obs_b)
             next_q_min = qf_target(next_obs_b, next_actions).min(0).values
-            targets = soft_q_target(rewards_b, next_q_min, next_log_prob, terminated_b, args.gamma, alpha)
+            backup_alpha = alpha if args.backup_entropy else 0.0
+            targets = soft_q_target(rewards_b, next_q_min, next_log_prob, terminated_b, args.gamma, backup_alpha)
         q_values = qf(obs_b, actions_b)
         squared_errors = (q_values - targets) ** 2  # (2 critics, batch)
         half = args.batch_size // 2
