@@ -93,8 +93,8 @@ class Args:
     autotune: bool = True
     """tune the temperature towards the target entropy -dim(A) (Haarnoja et al. 2018b)"""
     target_entropy: float | None = None
-    """the entropy --autotune aims at (default: -dim(A)). SQIL pays agent steps 0, so below 0 every step costs
-    alpha * |entropy| in the soft target, which can make ending an episode early pay (README, MuJoCo, Humanoid)"""
+    """the entropy --autotune aims at (default: -dim(A)); on Humanoid, SQIL's temperature fell to 0.03-0.06 and
+    its episodes collapsed with the default, not with 0 (README, MuJoCo, Humanoid)"""
     backup_entropy: bool = True
     """SAC's critic target adds the next step's entropy bonus -alpha log pi(a'|s'); --no-backup-entropy keeps
     the entropy in the actor's loss only (Yu et al. 2022), so that with SQIL's rewards (0 and r_demo > 0) no
