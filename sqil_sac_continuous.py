@@ -92,7 +92,7 @@ class Args:
     """entropy temperature, or its starting value with --autotune"""
     autotune: bool = True
     """tune the temperature towards --target-entropy (Haarnoja et al. 2018b); for SQIL, README's MuJoCo results
-    favour --no-autotune, the fixed --alpha 0.2 (HalfCheetah: no collapses; Humanoid: 0.05 collapses, 0.2 not)"""
+    favour --no-autotune, the fixed --alpha 0.2 (HalfCheetah, 5-25 demos: no collapses; Humanoid: 0.05 collapses)"""
     target_entropy: float | None = None
     """the entropy --autotune aims at (default: -dim(A)); on Humanoid, SQIL's temperature fell to 0.03-0.06 and
     its episodes collapsed with the default, not with 0 (README, MuJoCo, Humanoid)"""
