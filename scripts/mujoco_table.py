@@ -5,7 +5,7 @@
 
 A run directory is named <row>__<env>__<N>demos__<seed>; SQIL rows read the deterministic
 evaluations that sqil_sac_continuous.py prints every --eval-frequency steps, BC rows the final
-evaluations that bc.py prints.
+evaluations that bc.py prints (rows BC and BC-<variant>).
 """
 
 import argparse
@@ -41,7 +41,7 @@ if __name__ == "__main__":
     found = runs(parser.parse_args().env_id)
     print("| row | demos | seeds | final deterministic / stochastic return (100 episodes) |\n|---|---|---|---|")
     for (row, env, demos), logs in sorted(found.items()):
-        if row != "BC":
+        if not row.startswith("BC"):
             continue
         logs = {seed: text for seed, text in logs.items() if "final stochastic evaluation" in text}  # finished runs
         if not logs:
@@ -54,12 +54,12 @@ if __name__ == "__main__":
         }
         per_seed = ", ".join(f"{d:,.0f}" for d in finals["deterministic"])
         print(
-            f"| BC {env} | {demos} | {len(logs)} ({per_seed}) | {fmt(finals['deterministic'])} / {fmt(finals['stochastic'])} |"
+            f"| {row} {env} | {demos} | {len(logs)} ({per_seed}) | {fmt(finals['deterministic'])} / {fmt(finals['stochastic'])} |"
         )
     print()
     curves = {}  # (row, env, demos) -> {seed: {step: return}}
     for (row, env, demos), logs in sorted(found.items(), key=lambda item: (item[0][1], -item[0][2], item[0][0])):
-        if row != "BC":
+        if not row.startswith("BC"):  # BC, or BC-<variant>
             pattern = r"step (\d+): deterministic evaluation return ([-\d.]+)"
             curves[(row, env, demos)] = {
                 seed: {int(step): float(value) for step, value in re.findall(pattern, text)}

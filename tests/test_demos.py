@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import collect_demos  # noqa: E402
 
-BUNDLED = sorted((ROOT / "demos").glob("*.npz"))
+BUNDLED = sorted((ROOT / "demos").rglob("*.npz"))  # demos/sampled/ too
 DOCUMENTED_KEYS = collect_demos.REQUIRED_KEYS | {"episode_seeds"}
 
 
@@ -31,7 +31,7 @@ def test_every_paper_environment_of_this_issue_is_bundled():
         assert env_id in names
 
 
-@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(ROOT / "demos")))
 def test_bundled_file_loads_and_is_consistent(path):
     raw = np.load(path)
     assert DOCUMENTED_KEYS <= set(raw.keys())
