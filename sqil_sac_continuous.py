@@ -65,7 +65,8 @@ class Args:
     r_demo: float | None = None
     """reward of demonstration transitions (default: the paper's 10 for HalfCheetah, 5 for Humanoid, else 1)"""
     lambda_samp: float = 1.0
-    """weight of the Bellman error on agent transitions (paper: 1 for HalfCheetah and Humanoid)"""
+    """weight of the Bellman error on agent transitions (paper: 1 for HalfCheetah and Humanoid; on Humanoid, 0.25
+    kept the walk that 1 lost: README, MuJoCo, Humanoid)"""
     total_timesteps: int = 1_000_000
     """environment steps of the experiment"""
     max_episode_steps: int | None = None
