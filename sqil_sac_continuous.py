@@ -1,8 +1,8 @@
 """SQIL on soft actor-critic, for continuous actions (Reddy, Dragan, Levine; Section 5.3).
 
-    python sqil_sac_continuous.py --env-id HalfCheetah-v5                        # SQIL, r_demo = 10 (paper)
-    python sqil_sac_continuous.py --env-id Humanoid-v5                           # SQIL, r_demo = 5 (paper)
-    python sqil_sac_continuous.py --env-id HalfCheetah-v5 --reward-source env    # plain SAC, true reward
+    python sqil_sac_continuous.py --env-id HalfCheetah-v5                           # SQIL, r_demo = 10 (paper)
+    python sqil_sac_continuous.py --env-id Humanoid-v5                              # SQIL, r_demo = 5 (paper)
+    python sqil_sac_continuous.py --env-id Humanoid-v5 --reward-source env --autotune   # plain SAC (the experts)
 
 SQIL changes three things in SAC and nothing else (Section 5.3):
 1. the demonstrations enter the replay buffer first, each rewarded with the constant r_demo, and are
@@ -11,15 +11,17 @@ SQIL changes three things in SAC and nothing else (Section 5.3):
 3. every critic step draws half of its batch from the demonstrations and half from the agent's own
    transitions: loss = B(D_demo, r_demo) + lambda_samp * B(D_samp, 0) (Eq. 8), with SAC's soft target.
 `--reward-source env` undoes all three: plain SAC on the environment's reward, the reinforcement
-learning upper bound, and how this project trains the experts behind the bundled demonstrations.
+learning upper bound, and (with `--autotune`) how this project trained the experts behind the bundled
+demonstrations. The defaults are the settings of the README's SQIL results: a fixed temperature of 0.2,
+and on Humanoid the sampled-action demonstrations with lambda_samp = 0.25.
 """
 
+import dataclasses
 import json
 import os
 import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +34,7 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 
 
-@dataclass
+@dataclasses.dataclass
 class Args:
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
@@ -64,9 +66,9 @@ class Args:
     """use only the first this many demonstration episodes (default: all)"""
     r_demo: float | None = None
     """reward of demonstration transitions (default: the paper's 10 for HalfCheetah, 5 for Humanoid, else 1)"""
-    lambda_samp: float = 1.0
-    """weight of the Bellman error on agent transitions (paper: 1 for HalfCheetah and Humanoid; on Humanoid, 0.25
-    kept the walk that 1 lost: README, MuJoCo, Humanoid)"""
+    lambda_samp: float | None = None
+    """weight of the Bellman error on agent transitions (default: the paper's 1, except 0.25 for Humanoid, which
+    kept the walk that 1 lost in 3 of 3 seeds: README, MuJoCo, Humanoid)"""
     total_timesteps: int = 1_000_000
     """environment steps of the experiment"""
     max_episode_steps: int | None = None
@@ -90,13 +92,13 @@ class Args:
     target_network_frequency: int = 1
     """environment steps between Polyak updates of the target critics"""
     alpha: float = 0.2
-    """entropy temperature, or its starting value with --autotune"""
-    autotune: bool = True
-    """tune the temperature towards --target-entropy (Haarnoja et al. 2018b); for SQIL, README's MuJoCo results
-    favour --no-autotune, the fixed --alpha 0.2 (HalfCheetah, 5-25 demos: no collapses; Humanoid: 0.05 collapses)"""
+    """entropy temperature: fixed, or the starting value of --autotune"""
+    autotune: bool = False
+    """tune the temperature towards --target-entropy (Haarnoja et al. 2018b), as plain SAC trained this project's
+    experts; SQIL's results use the fixed 0.2 (README, MuJoCo: autotuned, SQIL collapsed on HalfCheetah and on
+    Humanoid, where its temperature fell to 0.03-0.06)"""
     target_entropy: float | None = None
-    """the entropy --autotune aims at (default: -dim(A)); on Humanoid, SQIL's temperature fell to 0.03-0.06 and
-    its episodes collapsed with the default, not with 0 (README, MuJoCo, Humanoid)"""
+    """the entropy --autotune aims at (default: -dim(A))"""
     backup_entropy: bool = True
     """SAC's critic target adds the next step's entropy bonus -alpha log pi(a'|s'); --no-backup-entropy keeps
     the entropy in the actor's loss only (Yu et al. 2022), so that with SQIL's rewards (0 and r_demo > 0) no
@@ -116,7 +118,31 @@ class Args:
     """continue the run saved in this checkpoint (a new episode starts where it stopped)"""
 
 
-PAPER_R_DEMO = {"HalfCheetah": 10.0, "Humanoid": 5.0}  # Section A.3
+# Defaults that depend on the environment (matched by the start of --env-id): r_demo is the paper's (Section
+# A.3); lambda_samp is the paper's 1 except on Humanoid (README, MuJoCo, Humanoid).
+R_DEMO = {"HalfCheetah": 10.0, "Humanoid": 5.0}
+LAMBDA_SAMP = {"Humanoid": 0.25}
+
+# What a resumed run may change: its length, evaluation, checkpointing, logging and device. Every other flag
+# defines the experiment and must be the checkpoint's (--demo-path may name a moved copy of the same file).
+RESUMABLE = {
+    "exp_name", "torch_deterministic", "cuda", "track", "wandb_project_name", "wandb_entity", "capture_video",
+    "save_model", "demo_path", "total_timesteps", "learning_starts", "eval_frequency", "eval_episodes",
+    "final_eval_episodes", "checkpoint_frequency", "checkpoint_buffer", "resume",
+}  # fmt: skip
+
+
+def with_env_defaults(args: Args) -> Args:
+    """args with r_demo and lambda_samp filled in for args.env_id where not given."""
+
+    def default(table: dict[str, float]) -> float:
+        return next((value for name, value in table.items() if args.env_id.startswith(name)), 1.0)
+
+    return dataclasses.replace(
+        args,
+        r_demo=default(R_DEMO) if args.r_demo is None else args.r_demo,
+        lambda_samp=default(LAMBDA_SAMP) if args.lambda_samp is None else args.lambda_samp,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,22 +357,22 @@ def evaluate(env: gym.Env, actor: Actor, episodes: int, deterministic: bool, dev
 
 
 if __name__ == "__main__":
-    args = tyro.cli(Args)
+    args = with_env_defaults(tyro.cli(Args))
     if args.target_entropy is not None and not args.autotune:
-        sys.exit("error: --target-entropy is what --autotune aims at; with --no-autotune the temperature is --alpha.")
+        sys.exit("error: --target-entropy is what --autotune aims at; without --autotune the temperature is --alpha.")
     sqil = args.reward_source == "sqil"
-    r_demo = args.r_demo
-    if r_demo is None:
-        r_demo = next((value for name, value in PAPER_R_DEMO.items() if args.env_id.startswith(name)), 1.0)
     checkpoint = None
     if args.resume:
         if not Path(args.resume).is_file():
             sys.exit(f"error: checkpoint {args.resume} does not exist.")
         checkpoint = torch.load(args.resume, weights_only=False)
-        if checkpoint["args"]["env_id"] != args.env_id or checkpoint["args"]["reward_source"] != args.reward_source:
+        saved = vars(with_env_defaults(Args(**checkpoint["args"])))
+        changed = [key for key, value in vars(args).items() if key not in RESUMABLE and saved[key] != value]
+        if changed:
             sys.exit(
-                f"error: {args.resume} is a {checkpoint['args']['reward_source']} run on {checkpoint['args']['env_id']}, "
-                f"not {args.reward_source} on {args.env_id}."
+                f"error: {args.resume} was run with "
+                + ", ".join(f"--{key.replace('_', '-')} {saved[key]} (now {getattr(args, key)})" for key in changed)
+                + "; a resumed run keeps the checkpoint's settings."
             )
     run_name = (
         checkpoint["run_name"]
@@ -369,8 +395,7 @@ if __name__ == "__main__":
     writer = SummaryWriter(f"runs/{run_name}")
     writer.add_text(
         "hyperparameters",
-        "|param|value|\n|-|-|\n%s"
-        % "\n".join(f"|{key}|{value}|" for key, value in {**vars(args), "r_demo": r_demo}.items()),
+        "|param|value|\n|-|-|\n%s" % "\n".join(f"|{key}|{value}|" for key, value in vars(args).items()),
     )
 
     random.seed(args.seed)
@@ -416,7 +441,7 @@ if __name__ == "__main__":
         )
         print(
             f"{demo_path}: {demos['episodes']} episodes, {len(demos['actions'])} transitions, "
-            f"expert return {demos['mean_return']:.1f}; r_demo {r_demo}, lambda_samp {args.lambda_samp}"
+            f"expert return {demos['mean_return']:.1f}; r_demo {args.r_demo}, lambda_samp {args.lambda_samp}"
         )
 
     start_step = 0
@@ -489,7 +514,7 @@ if __name__ == "__main__":
         # Critic step. SQIL: Eq. 8 on a balanced batch; env: the ordinary SAC critic loss.
         if sqil:
             obs_b, actions_b, rewards_b, next_obs_b, terminated_b = balanced_batch(
-                demo_buffer, agent_buffer, args.batch_size, r_demo
+                demo_buffer, agent_buffer, args.batch_size, args.r_demo
             )
         else:
             obs_b, actions_b, rewards_b, next_obs_b, terminated_b = agent_buffer.sample(args.batch_size)
@@ -582,7 +607,7 @@ if __name__ == "__main__":
     final_env = make_env(args.env_id, args.seed + 20_000, args.max_episode_steps, video_folder)
     results = {
         "args": vars(args),
-        "r_demo": r_demo if sqil else None,
+        "r_demo": args.r_demo if sqil else None,
         "env_steps": args.total_timesteps,
         "wall_time_s": wall_time,
         "steady_state_sps": steady_sps,

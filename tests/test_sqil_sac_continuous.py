@@ -142,7 +142,15 @@ def test_humanoid_sqil_crosses_terminations(run_script, tmp_path, write_random_d
     result = run_script(
         "sqil_sac_continuous.py", "--env-id", "Humanoid-v5", "--demo-path", str(tmp_path / "humanoid.npz"), *TINY
     )  # fmt: skip
-    assert "r_demo 5.0" in result.stdout and "final deterministic evaluation" in result.stdout
+    assert "r_demo 5.0, lambda_samp 0.25" in result.stdout and "final deterministic evaluation" in result.stdout
+
+
+def test_defaults_that_depend_on_the_environment():
+    for env_id, r_demo, lambda_samp in (("HalfCheetah-v5", 10.0, 1.0), ("Humanoid-v5", 5.0, 0.25), ("Hopper-v5", 1, 1)):
+        args = sac.with_env_defaults(sac.Args(env_id=env_id))
+        assert (args.r_demo, args.lambda_samp) == (r_demo, lambda_samp)
+    given = sac.with_env_defaults(sac.Args(env_id="Humanoid-v5", r_demo=2.0, lambda_samp=1.0))
+    assert (given.r_demo, given.lambda_samp) == (2.0, 1.0)  # what the user gave is kept
 
 
 def test_plain_sac_checkpoints_and_resumes(run_script, tmp_path):
@@ -154,6 +162,12 @@ def test_plain_sac_checkpoints_and_resumes(run_script, tmp_path):
     result = run_script("sqil_sac_continuous.py", *flags, *tiny(300), "--resume", str(checkpoint))
     assert "at step 200" in result.stdout and "trained 100 env steps" in result.stdout
     assert torch.load(checkpoint, weights_only=False)["global_step"] == 300
+    # A flag that defines the experiment must be the checkpoint's; the run's length may change.
+    result = run_script(
+        "sqil_sac_continuous.py", *flags, *tiny(400), "--gamma", "0.9", "--resume", str(checkpoint), check=False
+    )
+    assert result.returncode != 0 and "was run with --gamma 0.99 (now 0.9)" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_checkpoint_without_buffer_resumes_by_refilling(run_script, tmp_path):
@@ -178,7 +192,9 @@ def test_target_entropy_sets_the_direction_of_the_temperature(run_script, tmp_pa
     flags = ["--reward-source", "env", "--checkpoint-frequency", "200", "--no-checkpoint-buffer", *tiny(200)]
     log_alphas = []
     for target in ("100", "-100"):
-        run_script("sqil_sac_continuous.py", *flags, "--target-entropy", target, "--exp-name", f"target{target}")
+        run_script(
+            "sqil_sac_continuous.py", *flags, "--autotune", "--target-entropy", target, "--exp-name", f"target{target}"
+        )
         (checkpoint,) = tmp_path.glob(f"checkpoints/*target{target}*.pt")
         log_alphas.append(torch.load(checkpoint, weights_only=False)["log_alpha"].item())
     assert log_alphas[0] > np.log(0.2) > log_alphas[1]
