@@ -133,7 +133,9 @@ RESUMABLE = {
 
 
 def with_env_defaults(args: Args) -> Args:
-    """args with r_demo and lambda_samp filled in for args.env_id where not given."""
+    """args with r_demo and lambda_samp filled in for args.env_id where not given (SQIL only: plain SAC has none)."""
+    if args.reward_source != "sqil":
+        return args
 
     def default(table: dict[str, float]) -> float:
         return next((value for name, value in table.items() if args.env_id.startswith(name)), 1.0)
@@ -357,7 +359,13 @@ def evaluate(env: gym.Env, actor: Actor, episodes: int, deterministic: bool, dev
 
 
 if __name__ == "__main__":
-    args = with_env_defaults(tyro.cli(Args))
+    args = tyro.cli(Args)
+    sqil_only = (args.demo_path, args.num_demos, args.r_demo, args.lambda_samp)
+    if args.reward_source == "env" and any(value is not None for value in sqil_only):
+        sys.exit(
+            "error: --demo-path, --num-demos, --r-demo and --lambda-samp are SQIL's; --reward-source env uses none."
+        )
+    args = with_env_defaults(args)
     if args.target_entropy is not None and not args.autotune:
         sys.exit("error: --target-entropy is what --autotune aims at; without --autotune the temperature is --alpha.")
     sqil = args.reward_source == "sqil"

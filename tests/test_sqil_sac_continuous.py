@@ -225,6 +225,7 @@ def test_no_backup_entropy_takes_the_entropy_out_of_the_critic_target(run_script
         (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
         (["--resume", "missing.pt"], "checkpoint missing.pt does not exist"),
         (["--no-autotune", "--target-entropy", "0"], "--target-entropy is what --autotune aims at"),
+        (["--reward-source", "env", "--lambda-samp", "0.5"], "--reward-source env uses none"),
     ],
 )
 def test_bad_input_gives_one_sentence(run_script, flags, message):
