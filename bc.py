@@ -417,7 +417,10 @@ def evaluate(env: gym.Env, policy: nn.Module, episodes: int, deterministic: bool
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    run_name = f"{args.env_id}__{args.exp_name}__{args.start_state}__{args.seed}__{int(time.time())}"
+    run_name = (
+        f"{args.env_id}__{args.exp_name}__{args.start_state}__{args.seed}"
+        f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
+    )
     if args.track:
         try:
             import wandb

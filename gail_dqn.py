@@ -579,7 +579,8 @@ if __name__ == "__main__":
         if start in (args.start_state, eval_start_state) and family != owner:
             sys.exit(f"error: the {start} start exists for {'LunarLander' if owner == 'lunar' else 'CarRacing'} only.")
     run_name = (
-        f"{args.env_id}__{args.exp_name}__{args.reward_variant}__{args.start_state}__{args.seed}__{int(time.time())}"
+        f"{args.env_id}__{args.exp_name}__{args.reward_variant}__{args.start_state}__{args.seed}"
+        f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
     )
     if args.track:
         try:

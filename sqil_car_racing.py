@@ -359,7 +359,10 @@ def evaluate(envs: gym.vector.VectorEnv, q_network: QNetwork, policy: str, episo
 if __name__ == "__main__":
     args = tyro.cli(Args)
     eval_start_state = args.eval_start_state or args.start_state
-    run_name = f"{args.env_id}__{args.exp_name}__{args.start_state}__{args.seed}__{int(time.time())}"
+    run_name = (
+        f"{args.env_id}__{args.exp_name}__{args.start_state}__{args.seed}"
+        f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
+    )
     if args.track:
         try:
             import wandb

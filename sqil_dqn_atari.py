@@ -350,7 +350,10 @@ if __name__ == "__main__":
     args = tyro.cli(Args)
     if args.batch_size < 2 or args.num_envs < 1 or args.train_frequency < 1:
         sys.exit("error: --batch-size must be at least 2, --num-envs and --train-frequency at least 1.")
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_name = (
+        f"{args.env_id}__{args.exp_name}__{args.seed}"
+        f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
+    )
     if args.track:
         try:
             import wandb

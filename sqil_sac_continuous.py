@@ -385,7 +385,8 @@ if __name__ == "__main__":
     run_name = (
         checkpoint["run_name"]
         if checkpoint
-        else f"{args.env_id}__{args.exp_name}__{args.reward_source}__{args.seed}__{int(time.time())}"
+        else f"{args.env_id}__{args.exp_name}__{args.reward_source}__{args.seed}"
+        f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
     )
     if args.track:
         try:
