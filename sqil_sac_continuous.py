@@ -133,9 +133,10 @@ RESUMABLE = {
 
 
 def with_env_defaults(args: Args) -> Args:
-    """args with r_demo and lambda_samp filled in for args.env_id where not given (SQIL only: plain SAC has none)."""
+    """args with r_demo and lambda_samp filled in for args.env_id where not given (SQIL only: plain SAC has none,
+    and a plain-SAC checkpoint saved before lambda_samp had a per-environment default holds 1.0)."""
     if args.reward_source != "sqil":
-        return args
+        return dataclasses.replace(args, r_demo=None, lambda_samp=None)
 
     def default(table: dict[str, float]) -> float:
         return next((value for name, value in table.items() if args.env_id.startswith(name)), 1.0)

@@ -151,6 +151,8 @@ def test_defaults_that_depend_on_the_environment():
         assert (args.r_demo, args.lambda_samp) == (r_demo, lambda_samp)
     given = sac.with_env_defaults(sac.Args(env_id="Humanoid-v5", r_demo=2.0, lambda_samp=1.0))
     assert (given.r_demo, given.lambda_samp) == (2.0, 1.0)  # what the user gave is kept
+    plain_sac = sac.with_env_defaults(sac.Args(env_id="Humanoid-v5", reward_source="env", lambda_samp=1.0))
+    assert (plain_sac.r_demo, plain_sac.lambda_samp) == (None, None)  # e.g. an old plain-SAC checkpoint's args
 
 
 def test_plain_sac_checkpoints_and_resumes(run_script, tmp_path):
