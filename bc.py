@@ -63,7 +63,7 @@ class Args:
     env_id: str = "LunarLander-v3"
     """the id of the environment"""
     demo_path: str | None = None
-    """the demonstration file (default: the bundled demos/<env-id>.npz; format: README, "Demonstrations")"""
+    """the demonstration file (default: the bundled demos/<env-id>.npz; format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes, validation included (default: all)"""
     val_fraction: float = 0.1
@@ -183,12 +183,12 @@ def make_env(
 
 
 def landing_success(env: gym.Env, obs: np.ndarray, terminated: bool) -> bool:
-    """LunarLander (README, "Landing success"): at rest, both legs down, centre between the flags."""
+    """LunarLander (docs/lunar_lander.md, "Landing success"): at rest, both legs down, centre between the flags."""
     return bool(terminated and not env.unwrapped.lander.awake and abs(obs[0]) <= 0.2 and obs[6] > 0 and obs[7] > 0)
 
 
 # ---------------------------------------------------------------------------------------------
-# Demonstrations (format: README, "Demonstrations"); a copy of collect_demos.load_demos.
+# Demonstrations (format: docs/demonstrations.md); a copy of collect_demos.load_demos.
 # ---------------------------------------------------------------------------------------------
 def space_to_dict(space: gym.Space) -> dict:
     if isinstance(space, gym.spaces.Discrete):

@@ -3,7 +3,7 @@
     python collect_demos.py --env-id LunarLander-v3 --out demos/LunarLander-v3.npz
     python collect_demos.py --summary demos/LunarLander-v3.npz
 
-The format (README, "Demonstrations") is one compressed `.npz` per environment that loads with
+The format (docs/demonstrations.md) is one compressed `.npz` per environment that loads with
 numpy alone. Every step is one row; episodes are consecutive runs of rows whose lengths are in
 `episode_lengths`. Vector observations are stored. Atari frames are not: the file keeps each
 episode's reset seed and actions, the loader replays them through the deterministic emulator and
@@ -32,7 +32,7 @@ class Args:
     env_id: str = "LunarLander-v3"
     """environment to record (LunarLander-v3 or a *NoFrameskip-v4 game with a scripted expert)"""
     num_episodes: int | None = None
-    """episodes to record (default: the paper's count, 100 for LunarLander, 20 for Atari and CarRacing; 25 with --expert-model)"""
+    """episodes to record (default: the paper's count, 100 for LunarLander, 20 for Atari and CarRacing; 25 for MuJoCo)"""
     seed: int = 0
     """episode i is reset with seed `seed + i`"""
     out: str | None = None
@@ -40,14 +40,14 @@ class Args:
     summary: str | None = None
     """print a summary of this existing demonstration file and exit (records nothing)"""
     expert_model: str | None = None
-    """continuous actions: a model saved by `sqil_sac_continuous.py --save-model` (or one of its checkpoints),
-    whose actor is the expert"""
+    """a trained expert: a model saved by `sqil_sac_continuous.py --save-model` (or one of its checkpoints),
+    whose actor acts, or by `rbc_lunar.py --reward-source env --save-model`, whose Q network acts greedily"""
     stochastic: bool = False
     """with --expert-model: sample the actor's actions instead of taking its mean (the paper's Humanoid expert)"""
 
 
 # ---------------------------------------------------------------------------------------------
-# Landing success on LunarLander, defined once for the whole project (README, "Landing success"):
+# Landing success on LunarLander, defined once for the whole project (docs/lunar_lander.md, "Landing success"):
 # the episode terminated because the lander came to rest (Box2D put its body to sleep), with both
 # legs touching the ground and its centre between the flags (|x| <= 0.2 in observation units).
 # ---------------------------------------------------------------------------------------------
@@ -205,12 +205,38 @@ def sac_expert(path: str, env: gym.Env, stochastic: bool):
     return expert, f"SAC actor trained by sqil_sac_continuous.py --reward-source env ({path}, {policy})"
 
 
+def q_expert(path: str, env: gym.Env):
+    """The greedy policy of a soft Q network saved by `rbc_lunar.py --save-model`, as an expert."""
+    import torch
+
+    from rbc_lunar import QNetwork
+
+    saved = torch.load(path, weights_only=False)
+    if saved["args"]["env_id"] != env.spec.id:
+        sys.exit(f"collect_demos.py: {path} was trained on {saved['args']['env_id']}, not {env.spec.id}.")
+    q_network = QNetwork(env.observation_space.shape[0], int(env.action_space.n))
+    q_network.load_state_dict(saved["q_network"])
+
+    def expert(env: gym.Env, obs: np.ndarray) -> int:
+        with torch.no_grad():
+            return int(q_network(torch.as_tensor(obs, dtype=torch.float32)[None]).argmax())
+
+    trained = f"start state {saved['args']['start_state']}, {saved['args']['total_gradient_steps']} gradient steps"
+    return expert, f"soft Q network trained by rbc_lunar.py --reward-source env ({trained}; {path}, greedy)"
+
+
 def record(args: Args) -> None:
     try:
         env = make_env(args.env_id)
     except (gym.error.Error, ImportError) as error:
         sys.exit(f"collect_demos.py: cannot make environment {args.env_id!r}: {error}")
-    if args.expert_model:
+    if args.expert_model and isinstance(env.action_space, gym.spaces.Discrete):
+        if not Path(args.expert_model).is_file():
+            sys.exit(f"collect_demos.py: expert model {args.expert_model} does not exist.")
+        if args.stochastic:
+            sys.exit("collect_demos.py: --stochastic applies to SAC actors; a Q network expert acts greedily.")
+        expert, expert_description = q_expert(args.expert_model, env)
+    elif args.expert_model:
         expert, expert_description = sac_expert(args.expert_model, env, args.stochastic)
     elif args.env_id in EXPERTS:
         expert, expert_description = EXPERTS[args.env_id]

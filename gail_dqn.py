@@ -20,7 +20,7 @@ Two variants (paper, Appendix A.2):
   discriminator judges absorbing transitions too, so the value of ending is learned.
 
 Three families, told apart by the environment id:
-- LunarLander (vector observations): the 2 x 128 networks and settings of rbc_lunar.py; the
+- LunarLander (vector observations): the 2 x 128 networks and schedule of rbc_lunar.py; the
   absorbing feature is one more observation entry.
 - CarRacing (discrete actions, 64x64 grayscale, 4 frames): the network and preprocessing of
   sqil_car_racing.py; `--start-state rotated` as there.
@@ -75,7 +75,7 @@ class Args:
     env_id: str = "LunarLander-v3"
     """the id of the environment"""
     demo_path: str | None = None
-    """the demonstration file (default: the bundled demos/<env-id>.npz; format: README, "Demonstrations")"""
+    """the demonstration file (default: the bundled demos/<env-id>.npz; format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes (default: all)"""
     reward_variant: Literal["unbiased", "biased"] = "unbiased"
@@ -225,12 +225,12 @@ def make_env(
 
 
 def landing_success(env: gym.Env, obs: np.ndarray, terminated: bool) -> bool:
-    """LunarLander (README, "Landing success"): at rest, both legs down, centre between the flags."""
+    """LunarLander (docs/lunar_lander.md, "Landing success"): at rest, both legs down, centre between the flags."""
     return bool(terminated and not env.unwrapped.lander.awake and abs(obs[0]) <= 0.2 and obs[6] > 0 and obs[7] > 0)
 
 
 # ---------------------------------------------------------------------------------------------
-# Demonstrations (format: README, "Demonstrations"); each script carries this small loader.
+# Demonstrations (format: docs/demonstrations.md); each script carries this small loader.
 # ---------------------------------------------------------------------------------------------
 def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, np.ndarray]:
     if not Path(path).is_file():

@@ -1,8 +1,10 @@
 """SQIL and RBC on LunarLander, with the paper's ablations (Reddy, Dragan, Levine; Section 5.4).
 
-    python rbc_lunar.py --loss sqil --start-state shifted
-    python rbc_lunar.py --loss rbc --start-state shifted
-    python rbc_lunar.py --loss rbc --rbc-lambda 0      # plain BC (Eq. 4) on the same network
+    python rbc_lunar.py --start-state shifted                 # SQIL (Algorithm 1) with this file's defaults
+    python rbc_lunar.py --loss rbc --start-state shifted      # RBC (Eq. 5)
+    python rbc_lunar.py --loss rbc --rbc-lambda 0             # plain BC (Eq. 4) on the same network
+    python rbc_lunar.py --paper-values                        # the paper's printed LunarLander values
+    python rbc_lunar.py --reward-source env --start-state wide --save-model   # soft Q-learning on the true reward
 
 One soft Q network Q(s, .) plays every part: the policy is pi(a|s) = exp((Q(s,a) - V(s)) / alpha)
 with V(s) = alpha * logsumexp(Q(s, .) / alpha) (Eq. 1-2). Algorithm 1 alternates gradient steps
@@ -14,7 +16,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +24,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
@@ -52,14 +53,18 @@ class Args:
     env_id: str = "LunarLander-v3"
     """the id of the environment"""
     demo_path: str = str(Path(__file__).resolve().parent / "demos" / "LunarLander-v3.npz")
-    """the demonstration file (format: README, "Demonstrations")"""
+    """the demonstration file (format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes (default: all; the paper used 100)"""
+    reward_source: Literal["demos", "env"] = "demos"
+    """demos: imitation from the demonstration file (SQIL or RBC); env: soft Q-learning on the environment's own
+    reward, without demonstrations (for training an expert)"""
     loss: Literal["sqil", "rbc"] = "sqil"
     """sqil: Algorithm 1, B(D_demo, r_demo) + lambda_samp B(D_samp, 0); rbc: Eq. 5, BC + lambda B(D_demo u D_samp, 0)"""
-    start_state: Literal["demo", "shifted"] = "demo"
-    """start states while training: the environment's own, or the shifted start never seen in the demos"""
-    eval_start_state: Literal["demo", "shifted"] | None = None
+    start_state: Literal["demo", "shifted", "wide"] = "demo"
+    """start states while training: the environment's own (demo), the shifted start never seen in the demos
+    (x = +-0.7), or x uniform in [-0.8, 0.8] (wide: covers both, for training an expert)"""
+    eval_start_state: Literal["demo", "shifted", "wide"] | None = None
     """start states for evaluation (default: the same as `start_state`)"""
     rollout_policy: Literal["imitation", "uniform"] = "imitation"
     """who samples the rollouts added to D_samp: pi_theta (Algorithm 1) or a uniform random policy (ablation)"""
@@ -69,21 +74,26 @@ class Args:
     """gradient steps of Algorithm 1 (line 4)"""
     k: int = 200
     """one rollout every k gradient steps (Algorithm 1, line 5; paper: 200 for LunarLander)"""
-    lambda_samp: float = 1e-6
-    """weight of the Bellman error on agent transitions (SQIL; paper: 1e-6 for LunarLander)"""
+    lambda_samp: float = 1.0
+    """weight of the Bellman error on agent transitions (SQIL; the paper printed 1e-6 for LunarLander)"""
     rbc_lambda: float = 1.0
     """weight lambda of the Bellman error penalty in RBC (Eq. 5); 0 gives plain BC (Eq. 4)"""
     r_demo: float = 1.0
     """reward of demonstration transitions (SQIL)"""
+    paper_values: bool = False
+    """use the paper's printed LunarLander values instead of the defaults: lambda_samp 1e-6, alpha 1, gamma 0.99,
+    absorbing constant (V(s_T) = 0); they do not land here (docs/lunar_lander.md)"""
     r_abs: float = 0.0
     """reward per step in an absorbing state: V(terminal) = r_abs / (1 - gamma)"""
-    absorbing: Literal["constant", "learned"] = "constant"
-    """constant: V(terminal) = r_abs / (1 - gamma), as the paper; learned: an explicit absorbing state whose
-    value is learned like any other (Kostrikov et al. 2019), r_abs unused (README, "LunarLander")"""
-    alpha: float = 1.0
-    """temperature of the Boltzmann policy and the soft value"""
-    gamma: float = 0.99
-    """the discount factor gamma"""
+    absorbing: Literal["constant", "reward", "learned"] = "reward"
+    """value of the absorbing state after a termination. constant: r_abs / (1 - gamma) (paper, Section 2);
+    reward: r / (1 - gamma), the reward r of the transition that entered it (r_demo after a demonstration,
+    0 after the agent's own episodes; with --reward-source env, which has no such constant, r_abs / (1 - gamma));
+    learned: an explicit absorbing state valued by Bellman backups like any other (Kostrikov et al. 2019)"""
+    alpha: float = 0.08
+    """temperature of the Boltzmann policy and the soft value (the paper's LunarLander value: 1)"""
+    gamma: float = 0.97
+    """the discount factor gamma (the paper's LunarLander value: 0.99)"""
     learning_rate: float = 1e-3
     """the learning rate of Adam"""
     batch_size: int = 128
@@ -106,18 +116,27 @@ class Args:
 # Environment: LunarLander, optionally from the shifted start, and landing success.
 # ---------------------------------------------------------------------------------------------
 SHIFTED_X = 0.7  # |x| of the shifted start, in observation units (the flags are at |x| = 0.2)
+WIDE_X = 0.8  # the wide start draws x uniformly from [-WIDE_X, WIDE_X]
 
 
 class ShiftedStart(gym.Wrapper):
-    """Starts the lander at the top of the screen but at x = +-0.7 (side drawn from the env's
-    RNG) instead of x = 0. The bundled demonstrations never visit |x| > 0.6 while y > 1.0 (checked
-    in tests/test_rbc_lunar.py), so every episode begins in a state no demonstration has seen."""
+    """Starts the lander at the top of the screen but at x = +-0.7 (side drawn from the env's RNG)
+    instead of x = 0; `wide=True` draws x uniformly from [-0.8, 0.8] instead. The bundled
+    demonstrations never visit |x| > 0.6 while y > 1.0 (checked in tests/test_rbc_lunar.py), so every
+    shifted episode begins in a state no demonstration has seen."""
+
+    def __init__(self, env: gym.Env, wide: bool = False):
+        super().__init__(env)
+        self.wide = wide
 
     def reset(self, **kwargs):
         self.env.reset(**kwargs)
         lunar = self.env.unwrapped
-        side = 1.0 if lunar.np_random.random() < 0.5 else -1.0
-        dx = side * SHIFTED_X * (600 / 30.0 / 2)  # observation x -> world metres (VIEWPORT_W / SCALE / 2)
+        if self.wide:
+            x = lunar.np_random.uniform(-WIDE_X, WIDE_X)
+        else:
+            x = SHIFTED_X if lunar.np_random.random() < 0.5 else -SHIFTED_X
+        dx = x * (600 / 30.0 / 2)  # observation x -> world metres (VIEWPORT_W / SCALE / 2)
         for body in [lunar.lander, *lunar.legs]:
             body.position = (body.position[0] + dx, body.position[1])
         obs, *_, info = lunar.step(0)  # one no-op step to read the moved state (and reset reward shaping)
@@ -147,8 +166,8 @@ def make_env(
     absorbing_flag: bool = False,
 ) -> gym.Env:
     env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode="rgb_array" if video_folder else None)
-    if start_state == "shifted":
-        env = ShiftedStart(env)
+    if start_state in ("shifted", "wide"):
+        env = ShiftedStart(env, wide=start_state == "wide")
     if absorbing_flag:
         env = AbsorbingFlag(env)
     env = gym.wrappers.RecordEpisodeStatistics(env)  # the true environment return, never the SQIL reward
@@ -164,7 +183,7 @@ def landing_success(env: gym.Env, obs: np.ndarray, terminated: bool) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Demonstrations (format: README, "Demonstrations"); each script carries this small loader.
+# Demonstrations (format: docs/demonstrations.md); each script carries this small loader.
 # ---------------------------------------------------------------------------------------------
 def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, np.ndarray]:
     if not Path(path).is_file():
@@ -222,12 +241,22 @@ def soft_value(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
     return alpha * torch.logsumexp(q_values / alpha, dim=-1)
 
 
-def soft_bellman_error(q_sa, next_q_values, rewards, terminated, gamma: float, alpha: float, r_abs: float):
+def soft_bellman_error(q_sa, next_q_values, rewards, terminated, gamma: float, alpha: float, absorbing_value):
     """Q(s, a) - (r + gamma V(s')), the term squared in B (Eq. 6). A terminated transition enters an
-    absorbing state, V(s') = r_abs / (1 - gamma) (Section 2); a truncated one bootstraps from s'."""
-    absorbing_value = r_abs / (1.0 - gamma) if r_abs != 0.0 else 0.0
+    absorbing state whose value is `absorbing_value` (a number, or one per row); a truncated one
+    bootstraps from s'."""
     next_v = torch.where(terminated, absorbing_value, soft_value(next_q_values, alpha))
     return q_sa - (rewards + gamma * next_v)
+
+
+def absorbing_value(rewards: torch.Tensor, absorbing: str, r_abs: float, gamma: float, imitation: bool):
+    """V(s_T) after a termination (Section 2): the paper's constant r_abs / (1 - gamma), or with
+    `--absorbing reward` r / (1 - gamma) per row, the reward of the transition that entered the absorbing
+    state repeated forever (r_demo after a demonstration, 0 after the agent). Learning from the
+    environment's reward, where that would repeat a landing's +100 forever, keeps the constant."""
+    if absorbing == "reward" and imitation:
+        return rewards / (1.0 - gamma)
+    return r_abs / (1.0 - gamma)
 
 
 def bc_nll(q_values: torch.Tensor, actions: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -236,47 +265,50 @@ def bc_nll(q_values: torch.Tensor, actions: torch.Tensor, alpha: float) -> torch
 
 
 class TransitionBuffer:
-    """Transitions (s, a, s', terminated) held as tensors on the training device. SQIL keeps two:
-    the demonstrations, filled once and never evicted, and the agent's own, a circular buffer."""
+    """Transitions (s, a, r, s', terminated) held as tensors on the training device. SQIL keeps two:
+    the demonstrations, filled once with r = r_demo and never evicted, and the agent's own, r = 0, a
+    circular buffer."""
 
     def __init__(self, capacity: int, obs_dim: int, device: torch.device):
         self.obs = torch.zeros((capacity, obs_dim), device=device)
-        self.next_obs = torch.zeros((capacity, obs_dim), device=device)
         self.actions = torch.zeros(capacity, dtype=torch.long, device=device)
+        self.rewards = torch.zeros(capacity, device=device)
+        self.next_obs = torch.zeros((capacity, obs_dim), device=device)
         self.terminated = torch.zeros(capacity, dtype=torch.bool, device=device)
         self.capacity, self.size, self.position, self.device = capacity, 0, 0, device
 
-    def add(self, obs, actions, next_obs, terminated) -> None:
+    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
         """Adds a batch of transitions (a whole rollout at once), overwriting the oldest when full."""
         n = min(len(actions), self.capacity)
         rows = (self.position + torch.arange(n, device=self.device)) % self.capacity
-        for buffer, values in zip(
-            (self.obs, self.actions, self.next_obs, self.terminated), (obs, actions, next_obs, terminated)
-        ):
+        fields = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
+        for buffer, values in zip(fields, (obs, actions, rewards, next_obs, terminated)):
             buffer[rows] = torch.as_tensor(np.asarray(values)[-n:], device=self.device).to(buffer.dtype)
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
     def sample(self, n: int):
         idx = torch.randint(0, self.size, (n,), device=self.device)
-        return self.obs[idx], self.actions[idx], self.next_obs[idx], self.terminated[idx]
+        return self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx]
 
 
-def with_absorbing_states(obs, actions, next_obs, terminated, n_actions: int):
+def with_absorbing_states(obs, actions, rewards, next_obs, terminated, n_actions: int):
     """Kostrikov et al. (2019), Section 4.2: a terminated transition leads to an explicit absorbing
     state instead of s_T, and the absorbing state loops to itself under every action. Nothing is
-    terminal any more: every target bootstraps, and the absorbing state gets the reward of whoever
-    reached it (r_demo after a demonstration, 0 after the agent's own episode). Observations carry
-    the absorbing flag as their last feature."""
+    terminal any more: every target bootstraps, and the self-loops get the reward of whoever reached
+    it (r_demo after a demonstration, 0 after the agent's own episode: the rewards of the transitions
+    that terminated). Observations carry the absorbing flag as their last feature."""
     next_obs, terminated = np.array(next_obs, dtype=np.float32), np.asarray(terminated, dtype=bool)
     absorbing_state = np.zeros(next_obs.shape[1], dtype=np.float32)
     absorbing_state[-1] = 1.0
     next_obs[terminated] = absorbing_state
     loops = np.tile(absorbing_state, (int(terminated.sum()) * n_actions, 1))
     loop_actions = np.tile(np.arange(n_actions), int(terminated.sum()))
+    loop_rewards = np.repeat(np.asarray(rewards, dtype=np.float32)[terminated], n_actions)
     return (
         np.concatenate([np.asarray(obs, dtype=np.float32), loops]),
         np.concatenate([np.asarray(actions), loop_actions]),
+        np.concatenate([np.asarray(rewards, dtype=np.float32), loop_rewards]),
         np.concatenate([next_obs, loops]),
         np.zeros(len(next_obs) + len(loops), dtype=bool),
     )
@@ -286,29 +318,48 @@ def balanced_batch(demo_buffer: TransitionBuffer, agent_buffer: TransitionBuffer
     """SQIL's balanced sample (Section 4): rows [:batch_size // 2] from D_demo, the rest from D_samp,
     however few agent transitions there are yet."""
     half = batch_size // 2
-    return [torch.cat(pair) for pair in zip(demo_buffer.sample(half), agent_buffer.sample(half))]
+    return [torch.cat(pair) for pair in zip(demo_buffer.sample(half), agent_buffer.sample(batch_size - half))]
 
 
 # ---------------------------------------------------------------------------------------------
 # Acting: one episode with the imitation policy (Boltzmann or greedy) or the uniform policy.
 # ---------------------------------------------------------------------------------------------
-def run_episode(env: gym.Env, q_network: QNetwork, policy: str, alpha: float, device: torch.device, seed=None):
-    """Plays one episode; returns its transitions, true return, length and landing success."""
+def numpy_q_function(q_network: QNetwork):
+    """The Q network's current weights as a NumPy function of one observation. Acting calls the network
+    once per env step on a single 8-number state; NumPy does that in microseconds, a PyTorch call costs
+    about 0.5 ms of overhead. The weights are copied, so call this again after gradient steps."""
+    layers = [(m.weight.detach().cpu().numpy().T, m.bias.detach().cpu().numpy()) for m in q_network.network[::2]]
+
+    def q_values(obs: np.ndarray) -> np.ndarray:
+        x = obs
+        for weight, bias in layers[:-1]:
+            x = np.maximum(x @ weight + bias, 0.0)
+        return x @ layers[-1][0] + layers[-1][1]
+
+    return q_values
+
+
+def boltzmann_action(q_values: np.ndarray, alpha: float, rng: np.random.Generator) -> int:
+    """A draw from pi(a|s) proportional to exp(Q(s, a) / alpha) (Eq. 1), by the Gumbel-max trick."""
+    return int(np.argmax(q_values / alpha + rng.gumbel(size=q_values.shape[-1])))
+
+
+def run_episode(env: gym.Env, q_network: QNetwork, policy: str, alpha: float, rng: np.random.Generator, seed=None):
+    """Plays one episode; returns its transitions (with the environment's rewards), true return, length
+    and landing success."""
+    q_values = numpy_q_function(q_network)
     obs, _ = env.reset(seed=seed)
-    episode = {"obs": [], "actions": [], "next_obs": [], "terminated": []}
+    episode = {"obs": [], "actions": [], "rewards": [], "next_obs": [], "terminated": []}
     done = False
     while not done:
         if policy == "uniform":
             action = env.action_space.sample()
+        elif policy == "greedy":
+            action = int(np.argmax(q_values(obs)))
         else:
-            with torch.no_grad():
-                q_values = q_network(torch.as_tensor(obs, device=device)[None])
-            if policy == "greedy":
-                action = int(q_values.argmax())
-            else:  # Boltzmann: pi(a|s) proportional to exp(Q(s, a) / alpha)  (Eq. 1)
-                action = int(torch.multinomial(F.softmax(q_values[0] / alpha, dim=-1), 1))
-        next_obs, _, terminated, truncated, info = env.step(action)
-        for key, value in zip(episode, (obs, action, next_obs, terminated)):
+            action = boltzmann_action(q_values(obs), alpha, rng)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        for key, value in zip(episode, (obs, action, reward, next_obs, terminated)):
             episode[key].append(value)
         obs, done = next_obs, terminated or truncated
     stats = info["episode"]
@@ -320,17 +371,57 @@ def run_episode(env: gym.Env, q_network: QNetwork, policy: str, alpha: float, de
     )
 
 
-def evaluate(env: gym.Env, q_network: QNetwork, policy: str, episodes: int, alpha: float, device, seed: int):
-    results = [run_episode(env, q_network, policy, alpha, device, seed=seed + i)[1:] for i in range(episodes)]
+def evaluate(env: gym.Env, q_network: QNetwork, policy: str, episodes: int, alpha: float, seed: int):
+    rng = np.random.default_rng(seed)  # evaluation draws its own actions: it leaves training's streams alone
+    results = [run_episode(env, q_network, policy, alpha, rng, seed=seed + i)[1:] for i in range(episodes)]
     returns, _, successes = zip(*results)
     return float(np.mean(returns)), float(np.mean(successes))
 
 
+PAPER_VALUES = dict(lambda_samp=1e-6, alpha=1.0, gamma=0.99, absorbing="constant")  # Section A.3, Section 2
+
+
+def check_args(args: Args) -> str | None:
+    """The one sentence that explains why these flags cannot run, or None."""
+    positive = ("total_gradient_steps", "k", "batch_size", "buffer_size", "target_network_frequency")
+    positive += ("eval_frequency", "eval_episodes", "final_eval_episodes")
+    for name in positive:
+        if getattr(args, name) < 1:
+            return f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}."
+    if args.batch_size < 2 and args.reward_source == "demos":
+        return "--batch-size must be at least 2: half of every batch comes from each buffer."
+    if not 0.0 <= args.gamma < 1.0:
+        return f"--gamma must be in [0, 1), not {args.gamma}: absorbing states are worth r / (1 - gamma)."
+    if args.alpha <= 0.0:
+        return f"--alpha must be positive, not {args.alpha} (a small value approaches the hard max)."
+    if not 0.0 < args.tau <= 1.0:
+        return f"--tau must be in (0, 1], not {args.tau}."
+    defaults = Args()
+    if args.paper_values:  # a flag beside --paper-values that sets one of its values would be lost
+        for name in PAPER_VALUES:
+            if getattr(args, name) != getattr(defaults, name):
+                return f"--paper-values sets --{name.replace('_', '-')}; give one or the other."
+    if args.reward_source == "env":
+        imitation_only = ("demo_path", "num_demos", "loss", "rollout_policy", "lambda_samp", "rbc_lambda", "r_demo")
+        changed = [name for name in imitation_only if getattr(args, name) != getattr(defaults, name)]
+        if args.absorbing == "learned":
+            changed.append("absorbing learned")
+        if changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+            return f"--reward-source env learns from the environment's reward alone; it takes no {flags}."
+    return None
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    if error := check_args(args):
+        sys.exit(f"error: {error}")
+    if args.paper_values:
+        args = replace(args, **PAPER_VALUES)
     eval_start_state = args.eval_start_state or args.start_state
     run_name = (
-        f"{args.env_id}__{args.exp_name}__{args.loss}__{args.start_state}__{args.seed}"
+        f"{args.env_id}__{args.exp_name}__{args.loss if args.reward_source == 'demos' else 'env-reward'}"
+        f"__{args.start_state}__{args.seed}"
         f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
     )
     if args.track:
@@ -375,38 +466,39 @@ if __name__ == "__main__":
     target_network.load_state_dict(q_network.state_dict())
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel per step
 
-    # D_demo: the demonstrations, never evicted. D_samp: the agent's rollouts (reward 0 in SQIL).
-    demos = load_demos(args.demo_path, env.unwrapped, args.num_demos)
-    demo_transitions = (demos["obs"], demos["actions"], demos["next_obs"], demos["terminated"])
-    if learned_absorbing:
-        flag = ((0, 0), (0, 1))  # a zero column: no demonstration state is absorbing
-        demo_transitions = with_absorbing_states(
-            np.pad(demos["obs"], flag),
-            demos["actions"],
-            np.pad(demos["next_obs"], flag),
-            demos["terminated"],
-            n_actions,
-        )
-    demo_buffer = TransitionBuffer(len(demo_transitions[1]), obs_dim, device)
-    demo_buffer.add(*demo_transitions)
+    # D_demo: the demonstrations with reward r_demo (SQIL; 0 in RBC's penalty), never evicted.
+    # D_samp: the agent's rollouts with reward 0 (imitation) or the environment's reward (--reward-source env).
+    imitation = args.reward_source == "demos"
     agent_buffer = TransitionBuffer(args.buffer_size, obs_dim, device)
+    if imitation:
+        demos = load_demos(args.demo_path, env.unwrapped, args.num_demos)
+        demo_reward = args.r_demo if args.loss == "sqil" else 0.0
+        demo_obs, demo_next_obs = demos["obs"], demos["next_obs"]
+        if learned_absorbing:  # a zero flag column: no demonstration state is absorbing
+            demo_obs, demo_next_obs = np.pad(demo_obs, ((0, 0), (0, 1))), np.pad(demo_next_obs, ((0, 0), (0, 1)))
+        demo_transitions = (demo_obs, demos["actions"], np.full(len(demo_obs), demo_reward), demo_next_obs)
+        demo_transitions = (*demo_transitions, demos["terminated"])
+        if learned_absorbing:
+            demo_transitions = with_absorbing_states(*demo_transitions, n_actions)
+        demo_buffer = TransitionBuffer(len(demo_transitions[1]), obs_dim, device)
+        demo_buffer.add(*demo_transitions)
     half = args.batch_size // 2
-    # SQIL rewards demonstrations with r_demo and the agent's transitions with 0; RBC's penalty uses 0 for both.
-    demo_reward = args.r_demo if args.loss == "sqil" else 0.0
-    rewards = torch.cat([torch.full((half,), demo_reward), torch.zeros(args.batch_size - half)]).to(device)
 
     rollout_policy = "boltzmann" if args.rollout_policy == "imitation" else "uniform"
     env.reset(seed=args.seed)  # seeds the environment's RNG; later resets continue its stream
-    env_steps, training_successes, start_time = 0, [], time.time()
+    rng = np.random.default_rng(args.seed)  # the Boltzmann policy's action draws in training rollouts
+    env_steps, training_successes, best_eval, start_time = 0, [], {}, time.time()
     for step in range(args.total_gradient_steps):
         # Algorithm 1, lines 5-7: every k gradient steps, one rollout joins D_samp (the first before
         # any gradient step, so that both halves of every batch exist from the start).
         if step % args.k == 0:
-            rollout, episodic_return, length, success = run_episode(env, q_network, rollout_policy, args.alpha, device)
-            transitions = (rollout["obs"], rollout["actions"], rollout["next_obs"], rollout["terminated"])
+            rollout, episodic_return, length, success = run_episode(env, q_network, rollout_policy, args.alpha, rng)
+            rollout_rewards = rollout["rewards"] if not imitation else np.zeros(len(rollout["rewards"]))
+            transitions = (rollout["obs"], rollout["actions"], rollout_rewards, rollout["next_obs"])
+            transitions = (*transitions, rollout["terminated"])
             agent_buffer.add(*(with_absorbing_states(*transitions, n_actions) if learned_absorbing else transitions))
             if args.rollout_policy == "uniform":  # the ablation's rollouts say nothing of pi_theta: measure it
-                _, episodic_return, length, success = run_episode(env, q_network, "boltzmann", args.alpha, device)
+                _, episodic_return, length, success = run_episode(env, q_network, "boltzmann", args.alpha, rng)
             env_steps += len(rollout["actions"])
             training_successes.append(success)
             writer.add_scalar("charts/episodic_return", episodic_return, step)
@@ -414,15 +506,22 @@ if __name__ == "__main__":
             writer.add_scalar("charts/success", success, step)
             writer.add_scalar("charts/env_steps", env_steps, step)
 
-        # Algorithm 1, line 4: one gradient step on a batch of half demonstrations, half agent transitions.
-        obs, actions, next_obs, terminated = balanced_batch(demo_buffer, agent_buffer, args.batch_size)
+        # Algorithm 1, line 4: one gradient step on a batch of half demonstrations, half agent
+        # transitions (plain soft Q-learning, --reward-source env: agent transitions only).
+        if imitation:
+            obs, actions, rewards, next_obs, terminated = balanced_batch(demo_buffer, agent_buffer, args.batch_size)
+        else:
+            obs, actions, rewards, next_obs, terminated = agent_buffer.sample(args.batch_size)
         q_values = q_network(obs)
         q_sa = q_values.gather(1, actions[:, None]).squeeze(1)
         with torch.no_grad():
             next_q_values = target_network(next_obs)
-        errors = soft_bellman_error(q_sa, next_q_values, rewards, terminated, args.gamma, args.alpha, args.r_abs)
+        v_terminal = absorbing_value(rewards, args.absorbing, args.r_abs, args.gamma, imitation)
+        errors = soft_bellman_error(q_sa, next_q_values, rewards, terminated, args.gamma, args.alpha, v_terminal)
         bellman_demo, bellman_samp = (errors[:half] ** 2).mean(), (errors[half:] ** 2).mean()
-        if args.loss == "sqil":  # Eq. 8: B(D_demo, r_demo) + lambda_samp * B(D_samp, 0), as batch means
+        if not imitation:  # soft Q-learning: the mean squared soft Bellman error
+            loss = (errors**2).mean()
+        elif args.loss == "sqil":  # Eq. 8: B(D_demo, r_demo) + lambda_samp * B(D_samp, 0), as batch means
             loss = bellman_demo + args.lambda_samp * bellman_samp
         else:  # Eq. 5: BC negative log-likelihood (Eq. 4) + lambda * B(D_demo u D_samp, 0)
             bc_loss = bc_nll(q_values[:half], actions[:half], args.alpha).mean()
@@ -437,12 +536,14 @@ if __name__ == "__main__":
 
         if step % 1000 == 0:
             writer.add_scalar("losses/loss", loss.item(), step)
-            writer.add_scalar("losses/bellman_demo", bellman_demo.item(), step)
-            writer.add_scalar("losses/bellman_samp", bellman_samp.item(), step)
-            if args.loss == "rbc":
+            if imitation:  # the two halves of the balanced batch
+                writer.add_scalar("losses/bellman_demo", bellman_demo.item(), step)
+                writer.add_scalar("losses/bellman_samp", bellman_samp.item(), step)
+                writer.add_scalar("losses/q_demo", q_sa[:half].mean().item(), step)
+                writer.add_scalar("losses/q_samp", q_sa[half:].mean().item(), step)
+            if imitation and args.loss == "rbc":
                 writer.add_scalar("losses/bc", bc_loss.item(), step)
-            writer.add_scalar("losses/q_demo", q_sa[:half].mean().item(), step)
-            writer.add_scalar("losses/q_samp", q_sa[half:].mean().item(), step)
+            writer.add_scalar("losses/q_values", q_sa.mean().item(), step)
             elapsed = time.time() - start_time
             writer.add_scalar("charts/SPS", int(env_steps / elapsed), step)
             writer.add_scalar("charts/gradient_steps_per_s", int((step + 1) / elapsed), step)
@@ -455,11 +556,11 @@ if __name__ == "__main__":
                     policy,
                     args.eval_episodes,
                     args.alpha,
-                    device,
                     seed=args.seed + 1_000_000 + step,
                 )
                 writer.add_scalar(f"eval/{policy}_episodic_return", mean_return, step)
                 writer.add_scalar(f"eval/{policy}_success", success_rate, step)
+                best_eval[policy] = max(best_eval.get(policy, 0.0), success_rate)
                 print(
                     f"step {step + 1}: env steps {env_steps}, eval {policy} return {mean_return:.1f} success {success_rate:.2f}"
                 )
@@ -475,7 +576,7 @@ if __name__ == "__main__":
     print(f"best success over {window} consecutive training episodes: {best_training_success:.2f}")
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.pt"
-        torch.save(q_network.state_dict(), model_path)
+        torch.save({"args": vars(args), "q_network": q_network.state_dict()}, model_path)
         print(f"model saved to {model_path}")
     video_folder = f"videos/{run_name}" if args.capture_video else None
     final_env = make_env(
@@ -487,12 +588,13 @@ if __name__ == "__main__":
         "training_episodes": len(training_successes),
         "best_training_success": best_training_success,
         "best_training_success_window": window,
+        **{f"best_eval_{policy}_success": value for policy, value in best_eval.items()},  # periodic evaluations
         "wall_time_s": wall_time,
         "device": str(device),
     }
     for policy in ("greedy", "boltzmann"):
         mean_return, success_rate = evaluate(
-            final_env, q_network, policy, args.final_eval_episodes, args.alpha, device, seed=args.seed + 2_000_000
+            final_env, q_network, policy, args.final_eval_episodes, args.alpha, seed=args.seed + 2_000_000
         )
         writer.add_scalar(f"eval/final_{policy}_episodic_return", mean_return, args.total_gradient_steps)
         writer.add_scalar(f"eval/final_{policy}_success", success_rate, args.total_gradient_steps)

@@ -58,7 +58,7 @@ class Args:
     env_id: str = "CarRacing-v3"
     """the id of the environment (CarRacing, always with discrete actions)"""
     demo_path: str | None = None
-    """the demonstration file (default: the bundled demos/<env-id>.npz; format: README, "Demonstrations")"""
+    """the demonstration file (default: the bundled demos/<env-id>.npz; format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes (default: all 20)"""
     start_state: Literal["demo", "rotated"] = "rotated"
@@ -76,7 +76,7 @@ class Args:
     r_demo: float = 1.0
     """reward of demonstration transitions (paper: 1)"""
     alpha: float = 0.1
-    """temperature of the Boltzmann policy and the soft value (README, "CarRacing", says why not 1)"""
+    """temperature of the Boltzmann policy and the soft value (docs/car_racing.md says why not 1)"""
     gamma: float = 0.99
     """the discount factor gamma"""
     learning_rate: float = 1e-4
@@ -160,7 +160,7 @@ def make_vector_env(
 
 
 # ---------------------------------------------------------------------------------------------
-# Demonstrations (format: README, "Demonstrations"). CarRacing files keep each episode's seed and
+# Demonstrations (format: docs/demonstrations.md). CarRacing files keep each episode's seed and
 # actions; replaying them gives the frames, checked against the SHA-256 of the raw colour frames.
 # ---------------------------------------------------------------------------------------------
 def load_demos(path: str, env_id: str, num_episodes: int | None) -> list[dict]:

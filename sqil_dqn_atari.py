@@ -60,7 +60,7 @@ class Args:
     env_id: str = "BreakoutNoFrameskip-v4"
     """the id of the environment (any `*NoFrameskip-v4` game)"""
     demo_path: str | None = None
-    """the demonstration file (default: the bundled demos/<env-id>.npz; format: README, "Demonstrations")"""
+    """the demonstration file (default: the bundled demos/<env-id>.npz; format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes (default: all; the paper used 20)"""
     total_timesteps: int = 10_000_000
@@ -239,7 +239,7 @@ def balanced_batch(demo_buffer: FrameReplayBuffer, agent_buffer: FrameReplayBuff
 
 
 # ---------------------------------------------------------------------------------------------
-# Demonstrations (format: README, "Demonstrations"); a copy of collect_demos.load_demos, Atari part.
+# Demonstrations (format: docs/demonstrations.md); a copy of collect_demos.load_demos, Atari part.
 # ---------------------------------------------------------------------------------------------
 def load_demos(path: str, action_space: gym.spaces.Discrete, num_episodes: int | None, device) -> FrameReplayBuffer:
     """Replays the demonstrations' seeds and actions through the preprocessed emulator, checks every
@@ -308,7 +308,7 @@ class QNetwork(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # channels-last convolutions: 25 instead of 30 ms per CPU update of 32 here (README, "Speed")
+        # channels-last memory format: faster convolutions on CPU (docs/benchmarks.md)
         return self.network((x / 255.0).contiguous(memory_format=torch.channels_last))
 
 

@@ -12,7 +12,7 @@ SQIL changes three things in SAC and nothing else (Section 5.3):
    transitions: loss = B(D_demo, r_demo) + lambda_samp * B(D_samp, 0) (Eq. 8), with SAC's soft target.
 `--reward-source env` undoes all three: plain SAC on the environment's reward, the reinforcement
 learning upper bound, and (with `--autotune`) how this project trained the experts behind the bundled
-demonstrations. The defaults are the settings of the README's SQIL results: a fixed temperature of 0.2,
+demonstrations. The defaults are the settings of the SQIL results in docs/mujoco.md: a fixed temperature of 0.2,
 and on Humanoid the sampled-action demonstrations with lambda_samp = 0.25.
 """
 
@@ -61,14 +61,13 @@ class Args:
     reward_source: Literal["sqil", "env"] = "sqil"
     """sqil: demonstrations with r_demo, agent transitions with 0, balanced batches; env: plain SAC on the true reward"""
     demo_path: str | None = None
-    """the demonstration file (default: the bundled demos/<env-id>.npz; format: README, "Demonstrations")"""
+    """the demonstration file (default: the bundled demos/<env-id>.npz; format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes (default: all)"""
     r_demo: float | None = None
     """reward of demonstration transitions (default: the paper's 10 for HalfCheetah, 5 for Humanoid, else 1)"""
     lambda_samp: float | None = None
-    """weight of the Bellman error on agent transitions (default: the paper's 1, except 0.25 for Humanoid, which
-    kept the walk that 1 lost in 3 of 3 seeds: README, MuJoCo, Humanoid)"""
+    """weight of the Bellman error on agent transitions (default: 1, the paper's value, except 0.25 on Humanoid-v5)"""
     total_timesteps: int = 1_000_000
     """environment steps of the experiment"""
     max_episode_steps: int | None = None
@@ -94,15 +93,13 @@ class Args:
     alpha: float = 0.2
     """entropy temperature: fixed, or the starting value of --autotune"""
     autotune: bool = False
-    """tune the temperature towards --target-entropy (Haarnoja et al. 2018b), as plain SAC trained this project's
-    experts; SQIL's results use the fixed 0.2 (README, MuJoCo: autotuned, SQIL collapsed on HalfCheetah and on
-    Humanoid, where its temperature fell to 0.03-0.06)"""
+    """tune the temperature towards --target-entropy (Haarnoja et al. 2018b) instead of keeping --alpha fixed"""
     target_entropy: float | None = None
     """the entropy --autotune aims at (default: -dim(A))"""
     backup_entropy: bool = True
     """SAC's critic target adds the next step's entropy bonus -alpha log pi(a'|s'); --no-backup-entropy keeps
     the entropy in the actor's loss only (Yu et al. 2022), so that with SQIL's rewards (0 and r_demo > 0) no
-    state is worth less than an ended episode (README, MuJoCo, Humanoid)"""
+    state is worth less than an ended episode (docs/mujoco.md, Humanoid)"""
     eval_frequency: int = 10_000
     """environment steps between evaluations of the deterministic (mean) action; 0: none"""
     eval_episodes: int = 10
@@ -119,7 +116,7 @@ class Args:
 
 
 # Defaults that depend on the environment (matched by the start of --env-id): r_demo is the paper's (Section
-# A.3); lambda_samp is the paper's 1 except on Humanoid (README, MuJoCo, Humanoid).
+# A.3); lambda_samp is the paper's 1 except on Humanoid (docs/mujoco.md, Humanoid).
 R_DEMO = {"HalfCheetah": 10.0, "Humanoid": 5.0}
 LAMBDA_SAMP = {"Humanoid": 0.25}
 
@@ -161,7 +158,7 @@ def make_env(env_id: str, seed: int, max_episode_steps: int | None = None, video
 
 
 # ---------------------------------------------------------------------------------------------
-# Demonstrations (format: README, "Demonstrations"); each script carries this small loader.
+# Demonstrations (format: docs/demonstrations.md); each script carries this small loader.
 # ---------------------------------------------------------------------------------------------
 def space_to_dict(space: gym.Space) -> dict:
     if isinstance(space, gym.spaces.Discrete):
@@ -171,7 +168,7 @@ def space_to_dict(space: gym.Space) -> dict:
 
 def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, np.ndarray]:
     if not Path(path).is_file():
-        sys.exit(f"error: demonstration file {path} does not exist (README, 'Demonstrations', says how to make one).")
+        sys.exit(f"error: demonstration file {path} does not exist (docs/demonstrations.md says how to make one).")
     try:
         data = dict(np.load(path))
         metadata = json.loads(str(data["metadata"]))

@@ -1,17 +1,18 @@
 """Runs (or resumes) the LunarLander table of paper Figure 4 and prints it as Markdown.
 
-    python scripts/lunar_table.py --seeds 1 2 3 --steps 200000 --jobs 2      # run what is missing
-    python scripts/lunar_table.py --seeds 1 2 3 --steps 200000 --report-only  # just the table
+    python scripts/lunar_table.py --seeds 1 2 3 --steps 100000 --jobs 2      # run what is missing
+    python scripts/lunar_table.py --seeds 1 2 3 --steps 100000 --report-only  # just the table
 
-Each (row, start state, seed) is one run of `rbc_lunar.py` (or of `bc.py` / `gail_dqn.py` for the
-baseline rows) whose results.json lands in
-`results/lunar/<row>__<start>__<seed>/`; a run whose results exist is skipped, so the table can be
-filled across sessions. The Random row plays the uniform policy (no training).
+Each (row, demonstration file, start state, seed) is one run of `rbc_lunar.py` (or of `bc.py` /
+`gail_dqn.py` for the baseline rows) whose log and results.json land in
+`results/lunar_fig4/<row>__<demos>__<start>__<steps>__<seed>/`; a run whose results exist is skipped,
+so the table can be filled across sessions. The Random row plays the uniform policy (no training).
 """
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -20,62 +21,44 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = {  # row name -> rbc_lunar.py flags; the paper's numbers (shifted start, default start)
-    "BC": (["--loss", "rbc", "--rbc-lambda", "0"], (0.07, 0.93)),
-    "SQIL": (["--loss", "sqil"], (0.89, 0.88)),
-    "SQIL lambda_samp=0": (["--loss", "sqil", "--lambda-samp", "0"], (0.12, 0.87)),
-    "SQIL gamma=0": (["--loss", "sqil", "--gamma", "0"], (0.41, 0.84)),
-    "SQIL pi=Unif": (["--loss", "sqil", "--rollout-policy", "uniform"], (0.47, 0.82)),
-    "RBC": (["--loss", "rbc"], (0.66, 0.89)),
+RESULTS = ROOT / "results" / "lunar_fig4"
+DEMOS = {  # name -> demonstration file
+    "scripted": ROOT / "demos" / "LunarLander-v3.npz",
+    "expert": ROOT / "demos" / "expert" / "LunarLander-v3.npz",
 }
-# The same rows with a learned absorbing state, alpha = 0.1 and lambda_samp = 1 (README, "LunarLander"):
-# the only setting found so far in which SQIL lands. Chosen on the default start, seed 1.
-TUNED = ["--absorbing", "learned", "--alpha", "0.1", "--lambda-samp", "1"]
-ROWS.update(
-    {
-        "SQIL*": (["--loss", "sqil", *TUNED], (0.89, 0.88)),
-        "SQIL* lambda_samp=0": (["--loss", "sqil", *TUNED, "--lambda-samp", "0"], (0.12, 0.87)),
-        "SQIL* gamma=0": (["--loss", "sqil", *TUNED, "--gamma", "0"], (0.41, 0.84)),
-        "SQIL* pi=Unif": (["--loss", "sqil", *TUNED, "--rollout-policy", "uniform"], (0.47, 0.82)),
-        "RBC*": (["--loss", "rbc", "--absorbing", "learned", "--alpha", "0.1"], (0.66, 0.89)),
-    }
-)
-# Baselines from their own files (issue: baselines): BC trains on the demonstrations only and is
-# evaluated from the given start; it has no training episodes, so only its final evaluation is shown.
-# GAIL-DQL rows: the paper's LunarLander rows are GAIL-TRPO (-U 0.67 / 0.93, -B 0.98 / 0.95). alpha = 0.1
-# was chosen on the default start, seed 1, from alpha in {1, 0.1} (results/lunar_tuning/).
-ROWS["BC (bc.py)"] = ([], (0.07, 0.93))
-ROWS["GAIL-DQL-U"] = (["--reward-variant", "unbiased", "--alpha", "0.1"], (0.67, 0.93))
-ROWS["GAIL-DQL-B"] = (["--reward-variant", "biased", "--alpha", "0.1"], (0.98, 0.95))
-# A third try for the unbiased variant, the reward log D - log(1 - D) (same protocol: default start, seed 1).
-ROWS["GAIL-DQL-U logit"] = (
-    ["--reward-variant", "unbiased", "--alpha", "0.1", "--reward-formula", "logit"],
-    (0.67, 0.93),
-)
-SCRIPTS = {"BC (bc.py)": "bc.py"} | {
-    row: "gail_dqn.py" for row in ROWS if row.startswith("GAIL")
-}  # others: rbc_lunar.py
+ROWS = {  # row name -> (script, flags); the paper's numbers (shifted start, default start)
+    "BC": ("rbc_lunar.py", ["--loss", "rbc", "--rbc-lambda", "0"], (0.07, 0.93)),
+    "SQIL": ("rbc_lunar.py", [], (0.89, 0.88)),  # rbc_lunar.py's defaults
+    "SQIL-lambda_samp0": ("rbc_lunar.py", ["--lambda-samp", "0"], (0.12, 0.87)),
+    "SQIL-gamma0": ("rbc_lunar.py", ["--gamma", "0"], (0.41, 0.84)),
+    "SQIL-piUnif": ("rbc_lunar.py", ["--rollout-policy", "uniform"], (0.47, 0.82)),
+    "RBC": ("rbc_lunar.py", ["--loss", "rbc"], (0.66, 0.89)),
+    "SQIL-paper-values": ("rbc_lunar.py", ["--paper-values"], (0.89, 0.88)),
+    "BC-bc.py": ("bc.py", ["--env-id", "LunarLander-v3"], (0.07, 0.93)),
+    # the paper's LunarLander GAIL rows are GAIL-TRPO (-U 0.67 / 0.93, -B 0.98 / 0.95); ours use soft Q-learning
+    "GAIL-DQL-U": ("gail_dqn.py", ["--reward-variant", "unbiased", "--alpha", "0.1"], (0.67, 0.93)),
+    "GAIL-DQL-B": ("gail_dqn.py", ["--reward-variant", "biased", "--alpha", "0.1"], (0.98, 0.95)),
+}
 PAPER_RANDOM = (0.10, 0.04)
 
 
-def run_dir(row: str, start: str, seed: int, steps: int) -> Path:
-    return (
-        ROOT
-        / "results"
-        / "lunar"
-        / f"{row.replace(' ', '_').replace('=', '').replace('*', '-star').replace('(', '').replace(')', '')}__{start}__{steps}__{seed}"
-    )
+def run_dir(row: str, demos: str, start: str, seed: int, steps: int) -> Path:
+    return RESULTS / f"{row}__{demos}__{start}__{steps}__{seed}"
 
 
-def run(row: str, start: str, seed: int, steps: int) -> None:
-    out = run_dir(row, start, seed, steps)
+def run(row: str, demos: str, start: str, seed: int, steps: int) -> None:
+    out = run_dir(row, demos, start, seed, steps)
     if (out / "results.json").exists():
         return
     out.mkdir(parents=True, exist_ok=True)
-    flags = [*ROWS[row][0], "--start-state", start, "--seed", str(seed), "--total-gradient-steps", str(steps)]
+    script, flags, _ = ROWS[row]
+    flags = [*flags, "--demo-path", str(DEMOS[demos]), "--start-state", start, "--seed", str(seed)]
+    flags += ["--total-gradient-steps", str(steps), "--eval-frequency", str(steps // 10)]
+    command = [sys.executable, str(ROOT / script), *flags]
     with open(out / "log.txt", "w") as log:
+        log.write("# python " + " ".join([script, *flags]) + "\n")
+        log.flush()
         env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; runs go in parallel
-        command = [sys.executable, str(ROOT / SCRIPTS.get(row, "rbc_lunar.py")), *flags]
         subprocess.run(command, cwd=out, stdout=log, stderr=log, check=True, env=env)
     (produced,) = out.glob("runs/*/results.json")
     produced.rename(out / "results.json")
@@ -104,30 +87,42 @@ def cell(values: list[float]) -> str:
     return f"{np.mean(values):.2f} ± {stderr:.2f} (n={len(values)})"
 
 
-def report(seeds: list[int], steps: int) -> None:
-    print(
-        "| row | shifted: best of 100 training eps | shifted: final greedy eval | paper shifted "
-        "| default: best of 100 training eps | default: final greedy eval | paper default |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    print(
-        f"| Random | {random_policy_success('shifted'):.2f} (1000 eps) | same | {PAPER_RANDOM[0]} "
-        f"| {random_policy_success('demo'):.2f} (1000 eps) | same | {PAPER_RANDOM[1]} |"
-    )
-    for row, (_, paper) in ROWS.items():
-        cells = []
-        for start, paper_value in (("shifted", paper[0]), ("demo", paper[1])):
-            results = [
-                json.loads((run_dir(row, start, s, steps) / "results.json").read_text())
-                for s in seeds
-                if (run_dir(row, start, s, steps) / "results.json").exists()
-            ]
-            cells += [
-                cell([r["best_training_success"] for r in results if "best_training_success" in r]),
-                cell([r.get("final_greedy_success", r.get("final_deterministic_success")) for r in results]),
-                str(paper_value),
-            ]
-        print(f"| {row} | " + " | ".join(cells) + " |")
+def report(seeds: list[int], steps: int, demo_names: list[str]) -> None:
+    for demos in demo_names:
+        print(f"\n{demos} demonstrations ({DEMOS[demos].relative_to(ROOT)}), {steps} gradient steps\n")
+        print(
+            "| row | shifted: best of 100 training eps | shifted: final greedy | shifted: best periodic | paper "
+            "| default: best of 100 training eps | default: final greedy | default: best periodic | paper |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        if demos == demo_names[0]:
+            print(
+                f"| Random | {random_policy_success('shifted'):.2f} (1000 eps) | same | - | {PAPER_RANDOM[0]} "
+                f"| {random_policy_success('demo'):.2f} (1000 eps) | same | - | {PAPER_RANDOM[1]} |"
+            )
+        for row, (_, _, paper) in ROWS.items():
+            cells = []
+            for start, paper_value in (("shifted", paper[0]), ("demo", paper[1])):
+                results = [
+                    json.loads((run_dir(row, demos, start, s, steps) / "results.json").read_text())
+                    for s in seeds
+                    if (run_dir(row, demos, start, s, steps) / "results.json").exists()
+                ]
+                cells += [
+                    cell([r["best_training_success"] for r in results if "best_training_success" in r]),
+                    cell([r.get("final_greedy_success", r.get("final_deterministic_success")) for r in results]),
+                    cell([r["best_eval_greedy_success"] for r in results if "best_eval_greedy_success" in r]),
+                    str(paper_value),
+                ]
+            if any(c != "-" for c in cells[::4] + cells[1::4]):
+                print(f"| {row} | " + " | ".join(cells) + " |")
+        expert = ROOT / "results" / "lunar_expert" / demos / "success.txt"  # the expert's own greedy success
+        if expert.exists():
+            text = expert.read_text()
+            shifted, default = (
+                re.search(rf"{start} start: success ([\d.]+)", text).group(1) for start in ("shifted", "demo")
+            )
+            print(f"| Expert ({expert.relative_to(ROOT)}) | - | {shifted} | - | 0.93 | - | {default} | - | 0.89 |")
 
 
 if __name__ == "__main__":
@@ -135,12 +130,19 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--steps", type=int, default=100_000, help="gradient steps per run")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--demos", nargs="+", default=list(DEMOS), choices=list(DEMOS))
     parser.add_argument("--starts", nargs="+", default=["shifted", "demo"], choices=["shifted", "demo"])
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one CPU core each)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     if not args.report_only:
-        jobs = [(row, start, seed, args.steps) for seed in args.seeds for row in args.rows for start in args.starts]
+        jobs = [
+            (row, demos, start, seed, args.steps)
+            for seed in args.seeds
+            for demos in args.demos
+            for row in args.rows
+            for start in args.starts
+        ]
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda job: run(*job), jobs))
-    report(args.seeds, args.steps)
+    report(args.seeds, args.steps, args.demos)

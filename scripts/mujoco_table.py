@@ -1,7 +1,7 @@
-"""Prints the MuJoCo results of README "MuJoCo" from the logs in results/mujoco/ (no training).
+"""Prints the MuJoCo results of docs/mujoco.md from the logs in results/mujoco/ (no training).
 
     python scripts/mujoco_table.py                        # every environment
-    python scripts/mujoco_table.py --env-id Humanoid-v5   # one: the README has a table per environment
+    python scripts/mujoco_table.py --env-id Humanoid-v5   # one: docs/mujoco.md has a table per environment
 
 A run directory is named <row>__<env>__<N>demos__<seed>; SQIL rows read the deterministic
 evaluations that sqil_sac_continuous.py prints every --eval-frequency steps, BC rows the final

@@ -1,5 +1,5 @@
 """Where one environment step of sqil_dqn_atari.py spends its time, part by part, on a device: to find
-why the file is slower than the DQN reference on a GPU (README, Atari, Speed). Not a test.
+why the file is slower than the DQN reference on a GPU (docs/benchmarks.md, Atari). Not a test.
 
 Each part runs --repeats times on filled buffers and an untrained network; on CUDA every timing ends
 with a synchronize, so a part's cost includes the GPU work it launched.

@@ -4,7 +4,7 @@
 
 Prints, for each block of environment steps, how many training episodes ended in it and their mean
 length and return (`charts/episodic_length`, `charts/episodic_return`), then every fifth logged value
-of the critic and entropy scalars the run has. README, MuJoCo, uses it to show when Humanoid runs
+of the critic and entropy scalars the run has. docs/mujoco.md uses it to show when Humanoid runs
 start falling early.
 """
 

@@ -23,13 +23,29 @@ def test_soft_bellman_target_terminated_vs_truncated_and_r_abs():
     rewards = torch.tensor([0.5, 0.5, 0.5])
     terminated = torch.tensor([False, True, True])  # a truncated transition is simply not terminated
     gamma = 0.9
-    errors = soft_bellman_error(q_sa, next_q, rewards, terminated, gamma, alpha=1.0, r_abs=0.0)
+    errors = soft_bellman_error(q_sa, next_q, rewards, terminated, gamma, alpha=1.0, absorbing_value=0.0)
     expected_bootstrap = 1.0 - (0.5 + gamma * np.log(4.0))
     assert errors[0].item() == pytest.approx(expected_bootstrap)
     assert errors[1].item() == pytest.approx(1.0 - 0.5)  # absorbing state, V = 0 / (1 - gamma)
-    with_r_abs = soft_bellman_error(q_sa, next_q, rewards, terminated, gamma, alpha=1.0, r_abs=0.2)
+    with_r_abs = soft_bellman_error(
+        q_sa, next_q, rewards, terminated, gamma, alpha=1.0, absorbing_value=0.2 / (1 - gamma)
+    )
     assert with_r_abs[2].item() == pytest.approx(1.0 - (0.5 + gamma * 0.2 / (1 - gamma)))
     assert with_r_abs[0].item() == pytest.approx(expected_bootstrap)  # r_abs touches terminal transitions only
+    # `--absorbing reward`: one absorbing value per row, r / (1 - gamma) with the row's own reward
+    per_row = torch.tensor([5.0, 5.0, 0.0])
+    by_reward = soft_bellman_error(q_sa, next_q, per_row * (1 - gamma), terminated, gamma, 1.0, per_row)
+    assert by_reward[1].item() == pytest.approx(1.0 - (5.0 * (1 - gamma) + gamma * 5.0))  # = 1 - 5: V(s_T) = 5
+    assert by_reward[2].item() == pytest.approx(1.0)  # the agent's termination: reward 0, V(s_T) = 0
+
+
+def test_absorbing_value_per_mode():
+    rewards, gamma = torch.tensor([1.0, 0.0, 100.0]), 0.9
+    by_reward = rbc_lunar.absorbing_value(rewards, "reward", 0.0, gamma, imitation=True)
+    torch.testing.assert_close(by_reward, torch.tensor([10.0, 0.0, 1000.0]))  # r / (1 - gamma) per row
+    assert rbc_lunar.absorbing_value(rewards, "constant", 0.5, gamma, imitation=True) == pytest.approx(5.0)
+    # the RL mode (environment reward): terminations are worth r_abs / (1 - gamma) = 0 whatever --absorbing says
+    assert rbc_lunar.absorbing_value(rewards, "reward", 0.0, gamma, imitation=False) == 0.0
 
 
 def test_soft_value_and_temperature():
@@ -93,14 +109,16 @@ def test_absorbing_states_replace_termination():
     obs = np.array([[1, 1, 0], [2, 2, 0], [3, 3, 0], [4, 4, 0]], dtype=np.float32)  # last feature: the flag
     next_obs = np.array([[2, 2, 0], [9, 9, 0], [4, 4, 0], [5, 5, 0]], dtype=np.float32)
     actions = np.array([1, 0, 1, 1])
+    rewards = np.array([0.5, 0.5, 0.5, 0.5])
     terminated = np.array([False, True, False, False])  # episode 1 terminates; episode 2 is truncated
-    new_obs, new_actions, new_next_obs, new_terminated = rbc_lunar.with_absorbing_states(
-        obs, actions, next_obs, terminated, 2
+    new_obs, new_actions, new_rewards, new_next_obs, new_terminated = rbc_lunar.with_absorbing_states(
+        obs, actions, rewards, next_obs, terminated, 2
     )
     absorbing = [0, 0, 1]
     assert np.array_equal(new_obs, [[1, 1, 0], [2, 2, 0], [3, 3, 0], [4, 4, 0], absorbing, absorbing])
     assert np.array_equal(new_next_obs, [[2, 2, 0], absorbing, [4, 4, 0], [5, 5, 0], absorbing, absorbing])
     assert np.array_equal(new_actions, [1, 0, 1, 1, 0, 1])
+    assert np.array_equal(new_rewards, [0.5] * 6)  # the self-loops pay what the terminating transition paid
     assert not new_terminated.any()
     env = rbc_lunar.make_env("LunarLander-v3", "shifted", seed=0, absorbing_flag=True)
     first, _ = env.reset(seed=0)
@@ -111,10 +129,11 @@ def test_transition_buffer_wraps_and_demo_buffer_is_never_overwritten():
     buffer = TransitionBuffer(5, 1, torch.device("cpu"))
     for start in (0, 3, 6):
         obs = np.arange(start, start + 3, dtype=np.float32)[:, None]
-        buffer.add(obs, np.zeros(3, dtype=np.int64), obs + 100, np.zeros(3, dtype=bool))
+        buffer.add(obs, np.zeros(3, dtype=np.int64), obs[:, 0] + 0.5, obs + 100, np.zeros(3, dtype=bool))
     assert buffer.size == 5
     assert sorted(buffer.obs[:, 0].tolist()) == [4, 5, 6, 7, 8]  # the oldest four were evicted
     assert torch.equal(buffer.next_obs, buffer.obs + 100)  # rows stay whole transitions
+    assert torch.equal(buffer.rewards, buffer.obs[:, 0] + 0.5)
 
 
 def test_balanced_batch_is_half_demonstrations():
@@ -123,13 +142,46 @@ def test_balanced_batch_is_half_demonstrations():
     demo_buffer = TransitionBuffer(1000, 8, torch.device("cpu"))
     agent_buffer = TransitionBuffer(1000, 8, torch.device("cpu"))
     demo_buffer.add(
-        np.ones((1000, 8), np.float32), np.zeros(1000, np.int64), np.ones((1000, 8), np.float32), np.zeros(1000, bool)
+        np.ones((1000, 8), np.float32),
+        np.zeros(1000, np.int64),
+        np.ones(1000),
+        np.ones((1000, 8), np.float32),
+        np.zeros(1000, bool),
     )
-    agent_buffer.add(-np.ones((7, 8), np.float32), np.ones(7, np.int64), -np.ones((7, 8), np.float32), np.ones(7, bool))
-    obs, actions, next_obs, terminated = rbc_lunar.balanced_batch(demo_buffer, agent_buffer, 64)
-    assert obs.shape == (64, 8) and actions.shape == next_obs.shape[:1] == terminated.shape == (64,)
+    agent_buffer.add(
+        -np.ones((7, 8), np.float32), np.ones(7, np.int64), np.zeros(7), -np.ones((7, 8), np.float32), np.ones(7, bool)
+    )
+    obs, actions, rewards, next_obs, terminated = rbc_lunar.balanced_batch(demo_buffer, agent_buffer, 64)
+    assert obs.shape == (64, 8) and actions.shape == rewards.shape == next_obs.shape[:1] == terminated.shape == (64,)
     assert (obs[:32] == 1).all() and (actions[:32] == 0).all() and not terminated[:32].any()
+    assert (rewards[:32] == 1).all() and (rewards[32:] == 0).all()  # r_demo for D_demo, 0 for D_samp
     assert (obs[32:] == -1).all() and (actions[32:] == 1).all() and terminated[32:].all()
+
+
+def test_balanced_batch_with_an_odd_batch_size():
+    demo_buffer, agent_buffer = (
+        TransitionBuffer(10, 2, torch.device("cpu")),
+        TransitionBuffer(10, 2, torch.device("cpu")),
+    )
+    for buffer, value in ((demo_buffer, 1.0), (agent_buffer, -1.0)):
+        buffer.add(
+            np.full((10, 2), value, np.float32), np.zeros(10), np.zeros(10), np.zeros((10, 2)), np.zeros(10, bool)
+        )
+    obs, *_ = rbc_lunar.balanced_batch(demo_buffer, agent_buffer, 7)
+    assert obs.shape == (7, 2) and (obs[:3] == 1).all() and (obs[3:] == -1).all()
+
+
+def test_numpy_q_function_matches_the_network_and_boltzmann_draws_follow_softmax():
+    torch.manual_seed(0)
+    q_network = QNetwork(8, 4)
+    obs = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    q_numpy = rbc_lunar.numpy_q_function(q_network)
+    np.testing.assert_allclose(q_numpy(obs), q_network(torch.as_tensor(obs)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    # the Gumbel-max draw samples softmax(Q / alpha): frequencies of 40,000 draws
+    q, alpha, rng = np.array([1.0, 0.0, -1.0, 0.5]), 0.5, np.random.default_rng(1)
+    draws = [rbc_lunar.boltzmann_action(q, alpha, rng) for _ in range(40_000)]
+    expected = torch.softmax(torch.tensor(q / alpha), -1).numpy()
+    np.testing.assert_allclose(np.bincount(draws, minlength=4) / 40_000, expected, atol=0.01)
 
 
 def test_shifted_start_is_never_visited_by_the_demonstrations():
@@ -152,7 +204,8 @@ def test_a_truncated_episode_is_stored_as_not_terminated():
     buffer receives marks it not terminated and keeps the real next state."""
     env = rbc_lunar.make_env("LunarLander-v3", "demo", seed=0, max_episode_steps=7)
     q_network = QNetwork(8, 4)
-    episode, _, length, success = rbc_lunar.run_episode(env, q_network, "boltzmann", 1.0, torch.device("cpu"), seed=3)
+    rng = np.random.default_rng(0)
+    episode, _, length, success = rbc_lunar.run_episode(env, q_network, "boltzmann", 1.0, rng, seed=3)
     assert length == 7 and not success
     assert not episode["terminated"].any()
     assert np.array_equal(episode["next_obs"][:-1], episode["obs"][1:])
@@ -174,11 +227,15 @@ FLAGS += ["--final-eval-episodes", "2", "--batch-size", "16", "--num-demos", "5"
         ["--loss", "rbc", "--rbc-lambda", "0", "--buffer-size", "100", "--save-model", "--capture-video"],
         ["--loss", "sqil", "--max-episode-steps", "30"],
         ["--loss", "sqil", "--absorbing", "learned", "--start-state", "shifted"],
+        ["--loss", "sqil", "--absorbing", "reward", "--batch-size", "15"],
+        ["--reward-source", "env", "--start-state", "wide", "--save-model"],
+        ["--paper-values", "--start-state", "shifted"],
     ],
     ids=lambda v: "_".join(a.strip("-") for a in v),
 )
 def test_smoke(run_script, tmp_path, variant):
-    result = run_script("rbc_lunar.py", *FLAGS, *variant)
+    flags = FLAGS[:-3] + FLAGS[-1:] if "--reward-source" in variant else FLAGS  # RL mode: no --num-demos
+    result = run_script("rbc_lunar.py", *flags, *variant)
     assert "final greedy evaluation" in result.stdout
     (results_file,) = tmp_path.glob("runs/*/results.json")
     results = json.loads(results_file.read_text())
@@ -186,7 +243,11 @@ def test_smoke(run_script, tmp_path, variant):
     assert results["env_steps"] >= results["training_episodes"]  # whole episodes were played to their ends
     assert 0.0 <= results["final_greedy_success"] <= 1.0
     if "--save-model" in variant:
-        assert list(tmp_path.glob("runs/*/rbc_lunar.pt"))
+        (model_path,) = tmp_path.glob("runs/*/rbc_lunar.pt")
+        saved = torch.load(model_path, weights_only=False)
+        assert saved["args"]["reward_source"] == results["args"]["reward_source"] and "q_network" in saved
+    if "--paper-values" in variant:  # the run used (and recorded) the paper's printed values
+        assert {k: results["args"][k] for k in rbc_lunar.PAPER_VALUES} == rbc_lunar.PAPER_VALUES
     if "--capture-video" in variant:
         assert list(tmp_path.glob("videos/*/*.mp4"))
     if "--max-episode-steps" in variant:  # every training episode was cut by the time limit or ended sooner
@@ -205,3 +266,40 @@ def test_bad_demonstrations_are_one_clear_sentence(run_script, tmp_path):
     assert "Traceback" not in unknown_env.stderr
     too_many = run_script("rbc_lunar.py", *FLAGS[:-3], "--num-demos", "1000", check=False)
     assert too_many.returncode != 0 and "--num-demos" in too_many.stderr
+
+
+def test_rollouts_carry_the_environment_reward_for_the_rl_mode():
+    """--reward-source env stores what the environment paid: the rewards of a rollout add up to its
+    true return, and its terminations stay terminations (V(s_T) = r_abs / (1 - gamma) = 0)."""
+    env = rbc_lunar.make_env("LunarLander-v3", "demo", seed=0)
+    episode, episodic_return, length, _ = rbc_lunar.run_episode(
+        env, QNetwork(8, 4), "boltzmann", 1.0, np.random.default_rng(0), seed=1
+    )
+    assert len(episode["rewards"]) == length
+    assert episode["rewards"].sum() == pytest.approx(episodic_return, rel=1e-5)
+    assert episode["terminated"][-1] and not episode["terminated"][:-1].any()  # a random lander crashes
+
+
+def test_wide_start_covers_both_shifted_starts():
+    env = rbc_lunar.make_env("LunarLander-v3", "wide", seed=0)
+    xs = np.array([env.reset(seed=seed)[0][0] for seed in range(40)])
+    assert np.abs(xs).max() <= rbc_lunar.WIDE_X + 0.05  # the usual initial push moves x by < 0.05
+    assert xs.min() < -rbc_lunar.SHIFTED_X + 0.15 and xs.max() > rbc_lunar.SHIFTED_X - 0.15
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"batch_size": 1}, "--batch-size must be at least 2"),
+        ({"gamma": 1.0}, "--gamma must be in [0, 1)"),
+        ({"alpha": 0.0}, "--alpha must be positive"),
+        ({"total_gradient_steps": 0}, "--total-gradient-steps must be at least 1"),
+        ({"reward_source": "env", "num_demos": 5}, "it takes no --num-demos"),
+        ({"reward_source": "env", "absorbing": "learned"}, "it takes no --absorbing learned"),
+        ({"paper_values": True, "alpha": 0.5}, "--paper-values sets --alpha"),
+    ],
+)
+def test_bad_flags_are_one_sentence(changes, message):
+    args = rbc_lunar.Args(**changes)
+    assert message in rbc_lunar.check_args(args)
+    assert rbc_lunar.check_args(rbc_lunar.Args()) is None

@@ -1,0 +1,118 @@
+"""The LunarLander diagnosis: from a SQIL configuration that lands, one factor at a time towards the
+paper's printed values (docs/lunar_lander.md, "Which factors matter").
+
+    python scripts/lunar_diagnosis.py --jobs 2            # run what is missing, then print the table
+    python scripts/lunar_diagnosis.py --report-only
+
+Each (point, start, seed) is one run of `rbc_lunar.py` with the point's flags written out in full
+(so the table does not move when the file's defaults do), logged to
+`results/lunar_diagnosis/<point>__<start>__<steps>__<seed>/`; a run whose results.json exists is
+skipped.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results" / "lunar_diagnosis"
+BASE = {"--lambda-samp": "1", "--alpha": "0.08", "--gamma": "0.97", "--absorbing": "reward"}
+S3 = (1, 2, 3)
+# (point, what changes from BASE, start state, seeds, gradient steps), in the order the table shows them
+POINTS = [
+    ("B", {}, "demo", S3, 50_000),
+    ("B", {}, "shifted", S3, 50_000),
+    ("reward_a0.08_g0.97", {}, "demo", (1,), 100_000),  # B for longer
+    ("B_constant", {"--absorbing": "constant"}, "demo", S3, 50_000),
+    ("B_constant", {"--absorbing": "constant"}, "shifted", (1,), 50_000),
+    ("dieng", {"--absorbing": "constant"}, "demo", (1,), 100_000),  # DI-engine's alpha and gamma
+    ("B_alpha1", {"--alpha": "1"}, "demo", S3, 50_000),
+    ("B_alpha0.3", {"--alpha": "0.3"}, "shifted", (1,), 50_000),
+    ("B_lambda1e-6", {"--lambda-samp": "1e-6"}, "demo", S3, 50_000),
+    ("B_lambda0.1", {"--lambda-samp": "0.1"}, "shifted", (1,), 50_000),
+    ("B_k50", {"--k": "50"}, "demo", (1,), 50_000),
+    ("B_k50", {"--k": "50"}, "shifted", S3, 50_000),
+    ("B_gamma0.98", {"--gamma": "0.98"}, "demo", (1, 2), 50_000),
+    ("B_gamma0.98", {"--gamma": "0.98"}, "shifted", (1, 2), 50_000),
+    ("B_gamma0.99", {"--gamma": "0.99"}, "demo", S3, 50_000),
+    ("B_gamma0.99", {"--gamma": "0.99"}, "shifted", S3, 50_000),
+    ("G", {"--gamma": "0.99"}, "demo", S3, 100_000),
+    ("G", {"--gamma": "0.99"}, "shifted", S3, 100_000),
+    ("G_target1000", {"--gamma": "0.99", "--target-network-frequency": "1000"}, "demo", (1,), 100_000),
+    ("G_target1000", {"--gamma": "0.99", "--target-network-frequency": "1000"}, "shifted", (1,), 100_000),
+    ("G_lr3e-4", {"--gamma": "0.99", "--learning-rate": "3e-4"}, "demo", (1,), 100_000),
+    ("G_lr3e-4", {"--gamma": "0.99", "--learning-rate": "3e-4"}, "shifted", (1,), 100_000),
+    ("G_lambda0.25", {"--gamma": "0.99", "--lambda-samp": "0.25"}, "demo", (1,), 100_000),
+    ("G_lambda0.25", {"--gamma": "0.99", "--lambda-samp": "0.25"}, "shifted", (1,), 100_000),
+    ("reward_a0.1", {"--alpha": "0.1", "--gamma": "0.99"}, "demo", (1,), 100_000),
+    ("constant_a0.1", {"--alpha": "0.1", "--gamma": "0.99", "--absorbing": "constant"}, "demo", (1,), 100_000),
+]
+
+
+def run_dir(point: str, start: str, seed: int, steps: int) -> Path:
+    return RESULTS / f"{point}__{start}__{steps}__{seed}"
+
+
+def run(point: str, changes: dict, start: str, seed: int, steps: int) -> None:
+    out = run_dir(point, start, seed, steps)
+    if (out / "results.json").exists():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    command = [item for pair in {**BASE, **changes}.items() for item in pair]
+    command += ["--start-state", start, "--seed", str(seed), "--total-gradient-steps", str(steps)]
+    command += ["--eval-frequency", "10000"]
+    with open(out / "log.txt", "w") as log:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; runs go in parallel
+        subprocess.run(
+            [sys.executable, str(ROOT / "rbc_lunar.py"), *command], cwd=out, stdout=log, stderr=log, check=True, env=env
+        )
+    (produced,) = out.glob("runs/*/results.json")
+    produced.rename(out / "results.json")
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f} (1 seed)"
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1) / np.sqrt(len(values)):.2f}"
+
+
+def report() -> None:
+    print(
+        "| point | flags changed from B | start | steps | final greedy (100 eps) | best periodic (10 eps) | per seed |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for point, changes, start, seeds, steps in POINTS:
+        done = [
+            run_dir(point, start, s, steps)
+            for s in seeds
+            if (run_dir(point, start, s, steps) / "results.json").exists()
+        ]
+        if not done:
+            continue
+        finals = [json.loads((d / "results.json").read_text())["final_greedy_success"] for d in done]
+        periodic = r"eval greedy return [-\d.]+ success ([\d.]+)"
+        best = [max(map(float, re.findall(periodic, (d / "log.txt").read_text()))) for d in done]
+        change = " ".join(f"{k} {v}" for k, v in changes.items()) or "-"
+        per_seed = " / ".join(f"{f:.2f}" for f in finals)
+        print(f"| {point} | `{change}` | {start} | {steps // 1000}k | {cell(finals)} | {cell(best)} | {per_seed} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one CPU core each)")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    if not args.report_only:
+        jobs = [(p, changes, start, s, steps) for p, changes, start, seeds, steps in POINTS for s in seeds]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda job: run(*job), jobs))
+    report()
