@@ -62,6 +62,13 @@ def plot_band(ax, logs: list[Path], pattern: str, label: str, color: str) -> Non
     ax.fill_between(x, mean - stderr, mean + stderr, color=color, alpha=0.2)
 
 
+def save(fig, out: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
 def level(ax, value: float, label: str, color: str, style: str = "--") -> None:
     ax.axhline(value, color=color, linestyle=style, linewidth=1, label=label)
 
@@ -97,11 +104,7 @@ def lunar(out_dir: Path) -> Path | None:
             ax.set_ylabel("greedy landing success (10 episodes)")
             ax.set_ylim(-0.05, 1.05)
             ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    out = out_dir / "lunar_lander.png"
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save(fig, out_dir / "lunar_lander.png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,11 +135,7 @@ def mujoco(out_dir: Path) -> Path:
             ax.set_xlabel("environment steps")
             ax.set_ylabel("return (deterministic, 10 episodes)")
             ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    out = out_dir / "mujoco.png"
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save(fig, out_dir / "mujoco.png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,11 +174,7 @@ def single_runs(out_dir: Path) -> Path:
     atari.set_ylabel("game score (greedy)")
     for ax in (car, atari):
         ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    out = out_dir / "single_runs.png"
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save(fig, out_dir / "single_runs.png")
 
 
 ATARI_GAIL_EVAL = r"step \d+: env steps (\d+), eval greedy return ([-\d.]+)"
