@@ -39,7 +39,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -48,6 +48,37 @@ import torch.nn as nn
 import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+
+# Flags left unset take the value of the environment's family (told apart by env_family below); the image
+# families clip gradients as the SQIL image files do.
+FAMILY_DEFAULTS = {
+    "lunar": dict(
+        k=200,
+        learning_rate=1e-3,
+        batch_size=128,
+        buffer_size=1_000_000,
+        target_network_frequency=100,
+        max_grad_norm=None,
+    ),
+    "car_racing": dict(
+        k=50, learning_rate=1e-4, batch_size=64, buffer_size=200_000, target_network_frequency=500, max_grad_norm=10.0
+    ),
+    "atari": dict(
+        k=1000,
+        learning_rate=1e-4,
+        batch_size=32,
+        buffer_size=200_000,
+        target_network_frequency=1000,
+        max_grad_norm=10.0,
+    ),
+}
+
+
+def family_default(name: str, metavar: str):
+    """The flag's --help shows its value in each family instead of None."""
+    titles = {"lunar": "LunarLander", "car_racing": "CarRacing", "atari": "Atari"}
+    shown = ", ".join(f"{titles[family]} {values[name] or 'none'}" for family, values in FAMILY_DEFAULTS.items())
+    return tyro.conf.arg(metavar=metavar, help_behavior_hint=f"(default: {shown})")
 
 
 @dataclass
@@ -91,25 +122,24 @@ class Args:
     """cut episodes after this many steps, as truncations (default: the environment's own limit)"""
     total_gradient_steps: int = 100_000
     """gradient steps of the learner"""
-    k: int | None = None
-    """one rollout every k gradient steps (as SQIL, Algorithm 1; default: LunarLander 200, CarRacing 50, Atari 1,000)"""
+    k: Annotated[int | None, family_default("k", "INT")] = None
+    """one rollout every k gradient steps (as SQIL, Algorithm 1)"""
     alpha: float = 1.0
     """temperature of the Boltzmann policy and the soft value"""
     gamma: float = 0.99
     """the discount factor gamma"""
-    learning_rate: float | None = None
-    """the learning rate of Adam, for the Q network and the discriminator (default: 1e-3 LunarLander, 1e-4 images)"""
-    batch_size: int | None = None
-    """agent transitions per learner step; the discriminator sees half as many demonstrations and agent pairs
-    (default: LunarLander 128, CarRacing 64, Atari 32)"""
-    buffer_size: int | None = None
-    """capacity of the agent's replay buffer, transitions (LunarLander, 1,000,000) or frames (images, 200,000)"""
+    learning_rate: Annotated[float | None, family_default("learning_rate", "FLOAT")] = None
+    """the learning rate of Adam, for the Q network and the discriminator"""
+    batch_size: Annotated[int | None, family_default("batch_size", "INT")] = None
+    """agent transitions per learner step; the discriminator sees half as many demonstrations and agent pairs"""
+    buffer_size: Annotated[int | None, family_default("buffer_size", "INT")] = None
+    """capacity of the agent's replay buffer: transitions (LunarLander) or frames (images)"""
     tau: float = 1.0
     """target network update rate (1.0: hard copy)"""
-    target_network_frequency: int | None = None
-    """gradient steps between target network updates (default: LunarLander 100, CarRacing 500, Atari 1,000)"""
-    max_grad_norm: float | None = None
-    """clip the learner's gradient norm to this (default: none for LunarLander, 10 for images, as the SQIL files)"""
+    target_network_frequency: Annotated[int | None, family_default("target_network_frequency", "INT")] = None
+    """gradient steps between target network updates"""
+    max_grad_norm: Annotated[float | None, family_default("max_grad_norm", "FLOAT")] = None
+    """clip the learner's gradient norm to this"""
     discriminator_frequency: int = 1
     """learner gradient steps per discriminator gradient step"""
     eval_frequency: int = 20_000
@@ -122,13 +152,8 @@ class Args:
 
 # ---------------------------------------------------------------------------------------------
 # Environments: LunarLander (shifted start as rbc_lunar.py), CarRacing (rotated start as
-# sqil_car_racing.py), Atari (as sqil_dqn_atari.py); family defaults; landing success.
+# sqil_car_racing.py), Atari (as sqil_dqn_atari.py); landing success.
 # ---------------------------------------------------------------------------------------------
-FAMILY_DEFAULTS = {  # k, learning_rate, batch_size, buffer_size, target_network_frequency, max_grad_norm
-    "lunar": dict(k=200, learning_rate=1e-3, batch_size=128, buffer_size=1_000_000, target_network_frequency=100),
-    "car_racing": dict(k=50, learning_rate=1e-4, batch_size=64, buffer_size=200_000, target_network_frequency=500),
-    "atari": dict(k=1000, learning_rate=1e-4, batch_size=32, buffer_size=200_000, target_network_frequency=1000),
-}
 ATARI_PREPROCESSING = dict(noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True)
 FRAME_STACK = 4
 CAR_FRAME_SIZE = 64
@@ -572,8 +597,6 @@ if __name__ == "__main__":
     for key, value in FAMILY_DEFAULTS[family].items():  # unset flags take the family's value (logged below)
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.max_grad_norm is None and family != "lunar":
-        args.max_grad_norm = 10.0
     eval_start_state = args.eval_start_state or args.start_state
     for start, owner in (("shifted", "lunar"), ("rotated", "car_racing")):
         if start in (args.start_state, eval_start_state) and family != owner:

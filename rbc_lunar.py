@@ -47,7 +47,8 @@ class Args:
     capture_video: bool = False
     """whether to capture videos of the final evaluation (`videos/` folder)"""
     save_model: bool = False
-    """whether to save the Q network into `runs/{run_name}`"""
+    """whether to save the final Q network into `runs/{run_name}`, and the one of the best periodic greedy
+    evaluation (the latest of ties) beside it as `{exp_name}_best.pt`"""
 
     # Algorithm specific arguments
     env_id: str = "LunarLander-v3"
@@ -68,6 +69,13 @@ class Args:
     """start states for evaluation (default: the same as `start_state`)"""
     rollout_policy: Literal["imitation", "uniform"] = "imitation"
     """who samples the rollouts added to D_samp: pi_theta (Algorithm 1) or a uniform random policy (ablation)"""
+    epsilon_start: float = 0.0
+    """probability of a uniform random action in the first training rollouts, decaying linearly (epsilon-greedy
+    on top of the Boltzmann policy; 0: the Boltzmann policy alone, as Algorithm 1)"""
+    epsilon_end: float = 0.0
+    """probability of a uniform random action in training rollouts after `epsilon_decay_steps` env steps"""
+    epsilon_decay_steps: int = 100_000
+    """env steps over which epsilon decays from `epsilon_start` to `epsilon_end`"""
     max_episode_steps: int | None = None
     """cut episodes after this many steps, as truncations (default: the environment's own 1,000)"""
     total_gradient_steps: int = 100_000
@@ -344,9 +352,11 @@ def boltzmann_action(q_values: np.ndarray, alpha: float, rng: np.random.Generato
     return int(np.argmax(q_values / alpha + rng.gumbel(size=q_values.shape[-1])))
 
 
-def run_episode(env: gym.Env, q_network: QNetwork, policy: str, alpha: float, rng: np.random.Generator, seed=None):
-    """Plays one episode; returns its transitions (with the environment's rewards), true return, length
-    and landing success."""
+def run_episode(
+    env: gym.Env, q_network: QNetwork, policy: str, alpha: float, rng: np.random.Generator, seed=None, epsilon=0.0
+):
+    """Plays one episode, each action uniform with probability `epsilon` and from `policy` otherwise; returns
+    its transitions (with the environment's rewards), true return, length and landing success."""
     q_values = numpy_q_function(q_network)
     obs, _ = env.reset(seed=seed)
     episode = {"obs": [], "actions": [], "rewards": [], "next_obs": [], "terminated": []}
@@ -354,6 +364,8 @@ def run_episode(env: gym.Env, q_network: QNetwork, policy: str, alpha: float, rn
     while not done:
         if policy == "uniform":
             action = env.action_space.sample()
+        elif epsilon > 0.0 and rng.random() < epsilon:  # no draw at all when epsilon is 0
+            action = int(rng.integers(env.action_space.n))
         elif policy == "greedy":
             action = int(np.argmax(q_values(obs)))
         else:
@@ -394,6 +406,11 @@ def check_args(args: Args) -> str | None:
         return f"--gamma must be in [0, 1), not {args.gamma}: absorbing states are worth r / (1 - gamma)."
     if args.alpha <= 0.0:
         return f"--alpha must be positive, not {args.alpha} (a small value approaches the hard max)."
+    for name in ("epsilon_start", "epsilon_end"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            return f"--{name.replace('_', '-')} must be a probability in [0, 1], not {getattr(args, name)}."
+    if args.epsilon_decay_steps < 1:
+        return f"--epsilon-decay-steps must be at least 1, not {args.epsilon_decay_steps}."
     if not 0.0 < args.tau <= 1.0:
         return f"--tau must be in (0, 1], not {args.tau}."
     defaults = Args()
@@ -492,7 +509,11 @@ if __name__ == "__main__":
         # Algorithm 1, lines 5-7: every k gradient steps, one rollout joins D_samp (the first before
         # any gradient step, so that both halves of every batch exist from the start).
         if step % args.k == 0:
-            rollout, episodic_return, length, success = run_episode(env, q_network, rollout_policy, args.alpha, rng)
+            decay = min(1.0, env_steps / args.epsilon_decay_steps)
+            epsilon = args.epsilon_start + decay * (args.epsilon_end - args.epsilon_start)
+            rollout, episodic_return, length, success = run_episode(
+                env, q_network, rollout_policy, args.alpha, rng, epsilon=epsilon
+            )
             rollout_rewards = rollout["rewards"] if not imitation else np.zeros(len(rollout["rewards"]))
             transitions = (rollout["obs"], rollout["actions"], rollout_rewards, rollout["next_obs"])
             transitions = (*transitions, rollout["terminated"])
@@ -505,6 +526,7 @@ if __name__ == "__main__":
             writer.add_scalar("charts/episodic_length", length, step)
             writer.add_scalar("charts/success", success, step)
             writer.add_scalar("charts/env_steps", env_steps, step)
+            writer.add_scalar("charts/epsilon", epsilon, step)
 
         # Algorithm 1, line 4: one gradient step on a batch of half demonstrations, half agent
         # transitions (plain soft Q-learning, --reward-source env: agent transitions only).
@@ -560,6 +582,9 @@ if __name__ == "__main__":
                 )
                 writer.add_scalar(f"eval/{policy}_episodic_return", mean_return, step)
                 writer.add_scalar(f"eval/{policy}_success", success_rate, step)
+                if args.save_model and policy == "greedy" and success_rate >= best_eval.get(policy, 0.0):
+                    best = {"args": vars(args), "q_network": q_network.state_dict(), "gradient_steps": step + 1}
+                    torch.save(best, f"runs/{run_name}/{args.exp_name}_best.pt")
                 best_eval[policy] = max(best_eval.get(policy, 0.0), success_rate)
                 print(
                     f"step {step + 1}: env steps {env_steps}, eval {policy} return {mean_return:.1f} success {success_rate:.2f}"

@@ -23,7 +23,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -32,6 +32,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+
+# Defaults that depend on the environment (matched by the start of --env-id; 1 elsewhere): r_demo is the
+# paper's (Section A.3); lambda_samp is the paper's 1 except on Humanoid (docs/mujoco.md, Humanoid).
+R_DEMO = {"HalfCheetah": 10.0, "Humanoid": 5.0}
+LAMBDA_SAMP = {"Humanoid": 0.25}
+
+
+def env_default(table: dict[str, float]):
+    """The flag's --help shows its value per environment instead of None."""
+    shown = ", ".join(f"{value:g} on {name}" for name, value in table.items())
+    return tyro.conf.arg(metavar="FLOAT", help_behavior_hint=f"(default: {shown}, else 1)")
 
 
 @dataclasses.dataclass
@@ -60,14 +71,16 @@ class Args:
     """the id of the environment (any gymnasium environment with vector observations and Box actions)"""
     reward_source: Literal["sqil", "env"] = "sqil"
     """sqil: demonstrations with r_demo, agent transitions with 0, balanced batches; env: plain SAC on the true reward"""
-    demo_path: str | None = None
-    """the demonstration file (default: the bundled demos/<env-id>.npz; format: docs/demonstrations.md)"""
+    demo_path: Annotated[
+        str | None, tyro.conf.arg(metavar="STR", help_behavior_hint="(default: demos/<env-id>.npz)")
+    ] = None
+    """the demonstration file (format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes (default: all)"""
-    r_demo: float | None = None
-    """reward of demonstration transitions (default: the paper's 10 for HalfCheetah, 5 for Humanoid, else 1)"""
-    lambda_samp: float | None = None
-    """weight of the Bellman error on agent transitions (default: 1, the paper's value, except 0.25 on Humanoid-v5)"""
+    r_demo: Annotated[float | None, env_default(R_DEMO)] = None
+    """reward of demonstration transitions (the paper's values, Section A.3)"""
+    lambda_samp: Annotated[float | None, env_default(LAMBDA_SAMP)] = None
+    """weight of the Bellman error on agent transitions (Eq. 8; the paper: 1)"""
     total_timesteps: int = 1_000_000
     """environment steps of the experiment"""
     max_episode_steps: int | None = None
@@ -94,8 +107,10 @@ class Args:
     """entropy temperature: fixed, or the starting value of --autotune"""
     autotune: bool = False
     """tune the temperature towards --target-entropy (Haarnoja et al. 2018b) instead of keeping --alpha fixed"""
-    target_entropy: float | None = None
-    """the entropy --autotune aims at (default: -dim(A))"""
+    target_entropy: Annotated[float | None, tyro.conf.arg(metavar="FLOAT", help_behavior_hint="(default: -dim(A))")] = (
+        None
+    )
+    """the entropy --autotune aims at"""
     backup_entropy: bool = True
     """SAC's critic target adds the next step's entropy bonus -alpha log pi(a'|s'); --no-backup-entropy keeps
     the entropy in the actor's loss only (Yu et al. 2022), so that with SQIL's rewards (0 and r_demo > 0) no
@@ -114,11 +129,6 @@ class Args:
     resume: str | None = None
     """continue the run saved in this checkpoint (a new episode starts where it stopped)"""
 
-
-# Defaults that depend on the environment (matched by the start of --env-id): r_demo is the paper's (Section
-# A.3); lambda_samp is the paper's 1 except on Humanoid (docs/mujoco.md, Humanoid).
-R_DEMO = {"HalfCheetah": 10.0, "Humanoid": 5.0}
-LAMBDA_SAMP = {"Humanoid": 0.25}
 
 # What a resumed run may change: its length, evaluation, checkpointing, logging and device. Every other flag
 # defines the experiment and must be the checkpoint's (--demo-path may name a moved copy of the same file).

@@ -228,7 +228,7 @@ FLAGS += ["--final-eval-episodes", "2", "--batch-size", "16", "--num-demos", "5"
         ["--loss", "sqil", "--max-episode-steps", "30"],
         ["--loss", "sqil", "--absorbing", "learned", "--start-state", "shifted"],
         ["--loss", "sqil", "--absorbing", "reward", "--batch-size", "15"],
-        ["--reward-source", "env", "--start-state", "wide", "--save-model"],
+        ["--reward-source", "env", "--start-state", "wide", "--save-model", "--epsilon-start", "1"],
         ["--paper-values", "--start-state", "shifted"],
     ],
     ids=lambda v: "_".join(a.strip("-") for a in v),
@@ -246,6 +246,8 @@ def test_smoke(run_script, tmp_path, variant):
         (model_path,) = tmp_path.glob("runs/*/rbc_lunar.pt")
         saved = torch.load(model_path, weights_only=False)
         assert saved["args"]["reward_source"] == results["args"]["reward_source"] and "q_network" in saved
+        best = torch.load(model_path.with_name("rbc_lunar_best.pt"), weights_only=False)
+        assert best["gradient_steps"] % 200 == 0 and best["gradient_steps"] <= 400  # a periodic evaluation's network
     if "--paper-values" in variant:  # the run used (and recorded) the paper's printed values
         assert {k: results["args"][k] for k in rbc_lunar.PAPER_VALUES} == rbc_lunar.PAPER_VALUES
     if "--capture-video" in variant:
@@ -280,6 +282,28 @@ def test_rollouts_carry_the_environment_reward_for_the_rl_mode():
     assert episode["terminated"][-1] and not episode["terminated"][:-1].any()  # a random lander crashes
 
 
+def test_epsilon_exploration_mixes_uniform_actions_into_the_greedy_policy():
+    """epsilon 1: every action uniform whatever Q says; epsilon 0: no extra random draw at all, so
+    Algorithm 1's Boltzmann rollouts are unchanged by the exploration flags' defaults."""
+    env = rbc_lunar.make_env("LunarLander-v3", "demo", seed=0, max_episode_steps=400)
+    q_network = QNetwork(8, 4)
+    with torch.no_grad():  # Q prefers action 2 everywhere: greedy acting never picks anything else
+        q_network.network[-1].weight.zero_()
+        q_network.network[-1].bias.copy_(torch.tensor([0.0, 0.0, 1.0, 0.0]))
+    greedy, *_ = rbc_lunar.run_episode(env, q_network, "greedy", 1.0, np.random.default_rng(0), seed=1)
+    assert (greedy["actions"] == 2).all()
+    random_actions, *_ = rbc_lunar.run_episode(
+        env, q_network, "greedy", 1.0, np.random.default_rng(0), seed=1, epsilon=1.0
+    )
+    counts = np.bincount(random_actions["actions"], minlength=4)
+    assert len(random_actions["actions"]) >= 40 and (counts > 0).all()
+    draws = [rbc_lunar.run_episode(env, q_network, "boltzmann", 1.0, np.random.default_rng(5), seed=2)[0]]
+    draws.append(
+        rbc_lunar.run_episode(env, q_network, "boltzmann", 1.0, np.random.default_rng(5), seed=2, epsilon=0)[0]
+    )
+    assert np.array_equal(draws[0]["actions"], draws[1]["actions"])
+
+
 def test_wide_start_covers_both_shifted_starts():
     env = rbc_lunar.make_env("LunarLander-v3", "wide", seed=0)
     xs = np.array([env.reset(seed=seed)[0][0] for seed in range(40)])
@@ -297,6 +321,8 @@ def test_wide_start_covers_both_shifted_starts():
         ({"reward_source": "env", "num_demos": 5}, "it takes no --num-demos"),
         ({"reward_source": "env", "absorbing": "learned"}, "it takes no --absorbing learned"),
         ({"paper_values": True, "alpha": 0.5}, "--paper-values sets --alpha"),
+        ({"epsilon_start": 1.5}, "--epsilon-start must be a probability"),
+        ({"epsilon_decay_steps": 0}, "--epsilon-decay-steps must be at least 1"),
     ],
 )
 def test_bad_flags_are_one_sentence(changes, message):
