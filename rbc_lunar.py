@@ -193,15 +193,21 @@ def landing_success(env: gym.Env, obs: np.ndarray, terminated: bool) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Demonstrations (format: docs/demonstrations.md); each script carries this small loader.
 # ---------------------------------------------------------------------------------------------
+class DemoError(ValueError):
+    """A demonstration file that cannot be used, with the one sentence that says why."""
+
+
 def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, np.ndarray]:
     if not Path(path).is_file():
-        sys.exit(f"error: demonstration file {path} does not exist.")
+        raise DemoError(f"demonstration file {path} does not exist.")
     try:
         data = dict(np.load(path))
         metadata = json.loads(str(data["metadata"]))
         lengths = data["episode_lengths"]
     except Exception as error:
-        sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
+        raise DemoError(
+            f"{path} is not a demonstration file of this project ({type(error).__name__}: {error})."
+        ) from error
     expected_obs = {
         "type": "Box",
         "shape": list(env.observation_space.shape),
@@ -209,12 +215,12 @@ def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, n
     }
     expected_act = {"type": "Discrete", "n": int(env.action_space.n)}
     if metadata["observation_space"] != expected_obs or metadata["action_space"] != expected_act:
-        sys.exit(
-            f"error: {path} holds observations {metadata['observation_space']} and actions "
+        raise DemoError(
+            f"{path} holds observations {metadata['observation_space']} and actions "
             f"{metadata['action_space']}, but the environment has {expected_obs} and {expected_act}."
         )
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
-        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+        raise DemoError(f"--num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
     obs = data["obs"]
     ends = np.cumsum(lengths) - 1  # the last step of every episode
     next_obs = np.concatenate([obs[1:], obs[:1]])
@@ -390,6 +396,12 @@ def evaluate(env: gym.Env, q_network: QNetwork, policy: str, episodes: int, alph
     return float(np.mean(returns)), float(np.mean(successes))
 
 
+def fail(message: str):
+    """Stops the script with one sentence and exit status 2 (as a bad command-line flag does)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 PAPER_VALUES = dict(lambda_samp=1e-6, alpha=1.0, gamma=0.99, absorbing="constant")  # Section A.3, Section 2
 
 
@@ -432,7 +444,7 @@ def check_args(args: Args) -> str | None:
 if __name__ == "__main__":
     args = tyro.cli(Args)
     if error := check_args(args):
-        sys.exit(f"error: {error}")
+        fail(error)
     if args.paper_values:
         args = replace(args, **PAPER_VALUES)
     eval_start_state = args.eval_start_state or args.start_state
@@ -445,7 +457,7 @@ if __name__ == "__main__":
         try:
             import wandb
         except ImportError:
-            sys.exit("error: --track needs Weights and Biases: pip install wandb")
+            fail("--track needs Weights and Biases: pip install wandb")
         wandb.init(
             project=args.wandb_project_name,
             entity=args.wandb_entity,
@@ -473,9 +485,9 @@ if __name__ == "__main__":
             args.env_id, eval_start_state, args.seed + 10_000, args.max_episode_steps, None, learned_absorbing
         )
     except gym.error.Error as error:
-        sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
+        fail(f"cannot make environment {args.env_id!r}: {error}")
     if not isinstance(env.action_space, gym.spaces.Discrete) or not hasattr(env.unwrapped, "lander"):
-        sys.exit(f"error: rbc_lunar.py needs a LunarLander environment with discrete actions, not {args.env_id!r}.")
+        fail(f"rbc_lunar.py needs a LunarLander environment with discrete actions, not {args.env_id!r}.")
     obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
 
     q_network = QNetwork(obs_dim, n_actions).to(device)
@@ -488,7 +500,10 @@ if __name__ == "__main__":
     imitation = args.reward_source == "demos"
     agent_buffer = TransitionBuffer(args.buffer_size, obs_dim, device)
     if imitation:
-        demos = load_demos(args.demo_path, env.unwrapped, args.num_demos)
+        try:
+            demos = load_demos(args.demo_path, env.unwrapped, args.num_demos)
+        except DemoError as error:
+            fail(str(error))
         demo_reward = args.r_demo if args.loss == "sqil" else 0.0
         demo_obs, demo_next_obs = demos["obs"], demos["next_obs"]
         if learned_absorbing:  # a zero flag column: no demonstration state is absorbing

@@ -83,7 +83,9 @@ def random_policy_success(start: str, episodes: int = 1000) -> float:
 def cell(values: list[float]) -> str:
     if not values:
         return "-"
-    stderr = np.std(values, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    if len(values) == 1:
+        return f"{values[0]:.2f} (n=1)"
+    stderr = np.std(values, ddof=1) / np.sqrt(len(values))
     return f"{np.mean(values):.2f} ± {stderr:.2f} (n={len(values)})"
 
 

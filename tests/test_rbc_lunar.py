@@ -258,7 +258,13 @@ def test_smoke(run_script, tmp_path, variant):
 
 def test_bad_demonstrations_are_one_clear_sentence(run_script, tmp_path):
     missing = run_script("rbc_lunar.py", *FLAGS, "--demo-path", str(tmp_path / "none.npz"), check=False)
-    assert missing.returncode != 0 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    env = rbc_lunar.make_env("LunarLander-v3", "demo", seed=0)
+    with pytest.raises(rbc_lunar.DemoError, match="does not exist"):  # a library caller gets an exception, not an exit
+        rbc_lunar.load_demos(str(tmp_path / "none.npz"), env.unwrapped, None)
+    (tmp_path / "truncated.npz").write_bytes((ROOT / "demos" / "LunarLander-v3.npz").read_bytes()[:5000])
+    with pytest.raises(rbc_lunar.DemoError, match="is not a demonstration file"):
+        rbc_lunar.load_demos(str(tmp_path / "truncated.npz"), env.unwrapped, None)
     pong = str(ROOT / "demos" / "PongNoFrameskip-v4.npz")
     mismatched = run_script("rbc_lunar.py", *FLAGS, "--demo-path", pong, check=False)
     assert mismatched.returncode != 0 and "but the environment has" in mismatched.stderr
