@@ -51,27 +51,15 @@ from torch.utils.tensorboard import SummaryWriter
 
 # Flags left unset take the value of the environment's family (told apart by env_family below); the image
 # families clip gradients as the SQIL image files do.
+FAMILY_FLAGS = ("k", "learning_rate", "batch_size", "buffer_size", "target_network_frequency", "max_grad_norm")
 FAMILY_DEFAULTS = {
-    "lunar": dict(
-        k=200,
-        learning_rate=1e-3,
-        batch_size=128,
-        buffer_size=1_000_000,
-        target_network_frequency=100,
-        max_grad_norm=None,
-    ),
-    "car_racing": dict(
-        k=50, learning_rate=1e-4, batch_size=64, buffer_size=200_000, target_network_frequency=500, max_grad_norm=10.0
-    ),
-    "atari": dict(
-        k=1000,
-        learning_rate=1e-4,
-        batch_size=32,
-        buffer_size=200_000,
-        target_network_frequency=1000,
-        max_grad_norm=10.0,
-    ),
-}
+    family: dict(zip(FAMILY_FLAGS, values))
+    for family, values in {
+        "lunar":      (200,  1e-3, 128, 1_000_000, 100,  None),
+        "car_racing": (50,   1e-4, 64,  200_000,   500,  10.0),
+        "atari":      (1000, 1e-4, 32,  200_000,   1000, 10.0),
+    }.items()
+}  # fmt: skip
 
 
 def family_default(name: str, metavar: str):

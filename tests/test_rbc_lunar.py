@@ -290,7 +290,8 @@ def test_rollouts_carry_the_environment_reward_for_the_rl_mode():
 
 def test_epsilon_exploration_mixes_uniform_actions_into_the_greedy_policy():
     """epsilon 1: every action uniform whatever Q says; epsilon 0: no extra random draw at all, so
-    Algorithm 1's Boltzmann rollouts are unchanged by the exploration flags' defaults."""
+    Algorithm 1's Boltzmann rollouts are unchanged by the exploration flags' defaults (greedy acting,
+    which draws nothing else, leaves the generator untouched)."""
     env = rbc_lunar.make_env("LunarLander-v3", "demo", seed=0, max_episode_steps=400)
     q_network = QNetwork(8, 4)
     with torch.no_grad():  # Q prefers action 2 everywhere: greedy acting never picks anything else
@@ -303,11 +304,11 @@ def test_epsilon_exploration_mixes_uniform_actions_into_the_greedy_policy():
     )
     counts = np.bincount(random_actions["actions"], minlength=4)
     assert len(random_actions["actions"]) >= 40 and (counts > 0).all()
-    draws = [rbc_lunar.run_episode(env, q_network, "boltzmann", 1.0, np.random.default_rng(5), seed=2)[0]]
-    draws.append(
-        rbc_lunar.run_episode(env, q_network, "boltzmann", 1.0, np.random.default_rng(5), seed=2, epsilon=0)[0]
-    )
-    assert np.array_equal(draws[0]["actions"], draws[1]["actions"])
+    for epsilon, draws in ((0.0, False), (1e-12, True)):  # greedy acting draws only for the epsilon coin
+        rng = np.random.default_rng(5)
+        state = rng.bit_generator.state
+        rbc_lunar.run_episode(env, q_network, "greedy", 1.0, rng, seed=2, epsilon=epsilon)
+        assert (rng.bit_generator.state != state) == draws
 
 
 def test_wide_start_covers_both_shifted_starts():
