@@ -84,7 +84,7 @@ class Args:
     val_frequency: int = 1_000
     """gradient steps between validation losses"""
     eval_frequency: int = 20_000
-    """gradient steps between periodic evaluations in the environment"""
+    """gradient steps between periodic evaluations in the environment (the budget's unit, as --total-gradient-steps)"""
     eval_episodes: int = 10
     """episodes per periodic evaluation and policy (deterministic and stochastic)"""
     final_eval_episodes: int = 100
@@ -188,7 +188,7 @@ def landing_success(env: gym.Env, obs: np.ndarray, terminated: bool) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Demonstrations (format: docs/demonstrations.md); a copy of collect_demos.load_demos.
+# Demonstrations (format: docs/demonstrations.md); adapted from collect_demos.load_demos (episode lengths, no s').
 # ---------------------------------------------------------------------------------------------
 def space_to_dict(space: gym.Space) -> dict:
     if isinstance(space, gym.spaces.Discrete):
@@ -196,27 +196,33 @@ def space_to_dict(space: gym.Space) -> dict:
     return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
 
 
+class DemoError(ValueError):
+    """A demonstration file that cannot be used, with the one sentence that says why."""
+
+
 def load_demos(path: str, observation_space: gym.Space, action_space: gym.Space, num_episodes: int | None) -> dict:
     """Per-step `obs` and `actions` and per-episode `episode_lengths` of the first `num_episodes`
     episodes (default: all). Atari files hold single frames, replayed from seeds and actions and
     checked against their SHA-256; stacks are built from them."""
     if not Path(path).is_file():
-        sys.exit(f"error: demonstration file {path} does not exist.")
+        raise DemoError(f"demonstration file {path} does not exist.")
     try:
         data = dict(np.load(path))
         metadata = json.loads(str(data["metadata"]))
         recorded = (metadata["observation_space"], metadata["action_space"])
     except Exception as error:
-        sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
+        raise DemoError(
+            f"{path} is not a demonstration file of this project ({type(error).__name__}: {error})."
+        ) from error
     expected = (space_to_dict(observation_space), space_to_dict(action_space))
     if recorded != expected:
-        sys.exit(
-            f"error: {path} holds observations {recorded[0]} and actions {recorded[1]}, "
+        raise DemoError(
+            f"{path} holds observations {recorded[0]} and actions {recorded[1]}, "
             f"but the environment has observations {expected[0]} and actions {expected[1]}."
         )
     lengths = data["episode_lengths"]
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
-        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+        raise DemoError(f"--num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
     lengths = lengths[:num_episodes]
     if metadata.get("replay") and is_car_racing(metadata["env_id"]):
         obs = replay_car_racing(path, data, metadata, len(lengths))
@@ -231,7 +237,7 @@ def load_demos(path: str, observation_space: gym.Space, action_space: gym.Space,
 def replay_atari(path: str, data: dict, metadata: dict, num_episodes: int) -> np.ndarray:
     """Rebuilds the first episodes' frames from their reset seeds and actions in the deterministic emulator."""
     if metadata["atari_preprocessing"] != ATARI_PREPROCESSING:
-        sys.exit(f"error: {path} was recorded with Atari preprocessing {metadata['atari_preprocessing']}.")
+        raise DemoError(f"{path} was recorded with Atari preprocessing {metadata['atari_preprocessing']}.")
     import ale_py
 
     gym.register_envs(ale_py)
@@ -242,8 +248,8 @@ def replay_atari(path: str, data: dict, metadata: dict, num_episodes: int) -> np
         frames += [env.step(int(action))[0] for action in data["actions"][start : start + length]]
         start += length
         if hashlib.sha256(np.stack(frames).tobytes()).hexdigest() != data["episode_checksums"][episode]:
-            sys.exit(
-                f"error: replaying episode {episode} of {path} gave other frames than were recorded "
+            raise DemoError(
+                f"replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
             )
         obs.extend(frames[:-1])
@@ -262,8 +268,8 @@ def replay_car_racing(path: str, data: dict, metadata: dict, num_episodes: int) 
             raw_frames.append(env.unwrapped.state)
         start += length
         if hashlib.sha256(np.stack(raw_frames).tobytes()).hexdigest() != data["episode_checksums"][episode]:
-            sys.exit(
-                f"error: replaying episode {episode} of {path} gave other frames than were recorded "
+            raise DemoError(
+                f"replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
             )
         obs.extend(frames[:-1])
@@ -415,8 +421,21 @@ def evaluate(env: gym.Env, policy: nn.Module, episodes: int, deterministic: bool
     return float(np.mean(returns)), float(np.mean(successes)) if successes else None
 
 
+def fail(message: str):
+    """Stops the script with one sentence and exit status 2 (as a bad command-line flag does)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    counts = (
+        "total_gradient_steps batch_size val_frequency eval_frequency "
+        "eval_episodes final_eval_episodes max_episode_steps"
+    ).split()  # flags that count steps or episodes
+    if too_small := [name for name in counts if getattr(args, name) is not None and getattr(args, name) < 1]:
+        name = too_small[0]
+        fail(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}.")
     run_name = (
         f"{args.env_id}__{args.exp_name}__{args.start_state}__{args.seed}"
         f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
@@ -425,7 +444,7 @@ if __name__ == "__main__":
         try:
             import wandb
         except ImportError:
-            sys.exit("error: --track needs Weights and Biases: pip install wandb")
+            fail("--track needs Weights and Biases: pip install wandb")
         wandb.init(
             project=args.wandb_project_name,
             entity=args.wandb_entity,
@@ -436,7 +455,7 @@ if __name__ == "__main__":
         )
 
     if not 0 <= args.val_fraction < 1:
-        sys.exit(f"error: --val-fraction {args.val_fraction} must be at least 0 and below 1.")
+        fail(f"--val-fraction {args.val_fraction} must be at least 0 and below 1.")
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -446,11 +465,11 @@ if __name__ == "__main__":
     try:
         eval_env = make_env(args.env_id, args.start_state, args.seed + 10_000, args.max_episode_steps)
     except (gym.error.Error, ImportError) as error:
-        sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
+        fail(f"cannot make environment {args.env_id!r}: {error}")
     if args.start_state == "shifted" and not hasattr(eval_env.unwrapped, "lander"):
-        sys.exit(f"error: --start-state shifted exists for LunarLander only, not {args.env_id!r}.")
+        fail(f"--start-state shifted exists for LunarLander only, not {args.env_id!r}.")
     if args.start_state == "rotated" and not is_car_racing(args.env_id):
-        sys.exit(f"error: --start-state rotated exists for CarRacing only, not {args.env_id!r}.")
+        fail(f"--start-state rotated exists for CarRacing only, not {args.env_id!r}.")
     observation_space, action_space = eval_env.observation_space, eval_env.action_space
     image = is_atari(args.env_id) or is_car_racing(args.env_id)
     if isinstance(action_space, gym.spaces.Discrete) and (image or len(observation_space.shape) == 1):
@@ -458,8 +477,8 @@ if __name__ == "__main__":
     elif isinstance(action_space, gym.spaces.Box) and len(observation_space.shape) == 1 and action_space.is_bounded():
         policy = GaussianPolicy(observation_space.shape[0], action_space, args.continuous_loss).to(device)
     else:
-        sys.exit(
-            f"error: bc.py handles Atari (*NoFrameskip-v4), vector observations with discrete actions, and vector "
+        fail(
+            f"bc.py handles Atari (*NoFrameskip-v4), vector observations with discrete actions, and vector "
             f"observations with bounded continuous actions; {args.env_id!r} has {observation_space} and {action_space}."
         )
     learning_rate = args.learning_rate or (2.5e-4 if image else 1e-3)
@@ -472,7 +491,10 @@ if __name__ == "__main__":
         frame_space = eval_env.unwrapped.observation_space
     elif image:
         frame_space = gym.spaces.Box(0, 255, observation_space.shape[1:], np.uint8)
-    demos = load_demos(demo_path, frame_space, action_space, args.num_demos)
+    try:
+        demos = load_demos(demo_path, frame_space, action_space, args.num_demos)
+    except DemoError as error:
+        fail(str(error))
     lengths = demos["episode_lengths"]
     num_val = min(max(1, round(args.val_fraction * len(lengths))), len(lengths) - 1) if args.val_fraction > 0 else 0
     num_train_steps = int(lengths[: len(lengths) - num_val].sum())

@@ -327,34 +327,41 @@ def record(args: Args) -> None:
     summarise(str(out))
 
 
+class DemoError(ValueError):
+    """A demonstration file that cannot be used, with the one sentence that says why."""
+
+
 REQUIRED_KEYS = {"actions", "rewards", "terminated", "truncated", "episode_lengths", "episode_returns", "metadata"}
 
 
 def load_demos(
     path: str, observation_space: gym.Space, action_space: gym.Space, num_episodes: int | None = None
 ) -> dict:
-    """The reference loader; every training script carries a copy of it (single-file design).
+    """The reference loader; every training script carries its own, adapted from it (single-file design).
     Image files are replayed, the first `num_episodes` episodes only when it is given.
 
     Returns per-step arrays `obs`, `actions`, `next_obs`, `terminated`, `truncated` and the file's
-    `metadata`. Stops the program with one sentence if the file is missing or unreadable, or was
-    recorded with other observation or action spaces (spaces, not environment ids, are compared).
+    `metadata`. Raises DemoError, with the one sentence a user needs, if the file is missing or
+    unreadable, or was recorded with other observation or action spaces (spaces, not environment
+    ids, are compared), or an image episode replays to other frames.
     """
     if not Path(path).is_file():
-        sys.exit(f"error: demonstration file {path} does not exist.")
+        raise DemoError(f"demonstration file {path} does not exist.")
     try:
         data = dict(np.load(path))
         metadata = json.loads(str(data["metadata"]))
     except Exception as error:
-        sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
+        raise DemoError(
+            f"{path} is not a demonstration file of this project ({type(error).__name__}: {error})."
+        ) from error
     missing = REQUIRED_KEYS - data.keys()
     if missing or ("obs" not in data and not metadata.get("replay")):
-        sys.exit(f"error: {path} lacks the keys {sorted(missing) or ['obs']} of the demonstration format.")
+        raise DemoError(f"{path} lacks the keys {sorted(missing) or ['obs']} of the demonstration format.")
     recorded = (metadata["observation_space"], metadata["action_space"])
     expected = (space_to_dict(observation_space), space_to_dict(action_space))
     if recorded != expected:
-        sys.exit(
-            f"error: {path} holds observations {recorded[0]} and actions {recorded[1]}, "
+        raise DemoError(
+            f"{path} holds observations {recorded[0]} and actions {recorded[1]}, "
             f"but the environment has observations {expected[0]} and actions {expected[1]}."
         )
     if metadata.get("replay"):
@@ -374,8 +381,8 @@ def replay_frames(path: str, data: dict, metadata: dict) -> tuple[np.ndarray, np
     """Rebuilds the frames of every episode by replaying its seed and actions through the
     deterministic environment (Atari: preprocessed), and checks them against the recorded SHA-256."""
     if is_atari(metadata["env_id"]) and metadata["atari_preprocessing"] != ATARI_PREPROCESSING:
-        sys.exit(
-            f"error: {path} was recorded with Atari preprocessing {metadata['atari_preprocessing']}, not {ATARI_PREPROCESSING}."
+        raise DemoError(
+            f"{path} was recorded with Atari preprocessing {metadata['atari_preprocessing']}, not {ATARI_PREPROCESSING}."
         )
     env = make_env(metadata["env_id"])
     obs, final_obs, start = [], [], 0
@@ -385,8 +392,8 @@ def replay_frames(path: str, data: dict, metadata: dict) -> tuple[np.ndarray, np
             frames.append(env.step(int(action))[0])
         start += length
         if frames_checksum(np.stack(frames)) != data["episode_checksums"][episode]:
-            sys.exit(
-                f"error: replaying episode {episode} of {path} gave other frames than were recorded "
+            raise DemoError(
+                f"replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
             )
         obs.extend(frames[:-1])

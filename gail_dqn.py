@@ -131,7 +131,7 @@ class Args:
     discriminator_frequency: int = 1
     """learner gradient steps per discriminator gradient step"""
     eval_frequency: int = 20_000
-    """gradient steps between periodic evaluations"""
+    """gradient steps between periodic evaluations (the budget's unit, as --total-gradient-steps)"""
     eval_episodes: int = 10
     """episodes per periodic evaluation and policy (greedy and stochastic)"""
     final_eval_episodes: int = 100
@@ -245,15 +245,21 @@ def landing_success(env: gym.Env, obs: np.ndarray, terminated: bool) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Demonstrations (format: docs/demonstrations.md); each script carries this small loader.
 # ---------------------------------------------------------------------------------------------
+class DemoError(ValueError):
+    """A demonstration file that cannot be used, with the one sentence that says why."""
+
+
 def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, np.ndarray]:
     if not Path(path).is_file():
-        sys.exit(f"error: demonstration file {path} does not exist.")
+        raise DemoError(f"demonstration file {path} does not exist.")
     try:
         data = dict(np.load(path))
         metadata = json.loads(str(data["metadata"]))
         lengths = data["episode_lengths"]
     except Exception as error:
-        sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
+        raise DemoError(
+            f"{path} is not a demonstration file of this project ({type(error).__name__}: {error})."
+        ) from error
     expected_obs = {
         "type": "Box",
         "shape": list(env.observation_space.shape),
@@ -261,12 +267,12 @@ def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, n
     }
     expected_act = {"type": "Discrete", "n": int(env.action_space.n)}
     if metadata["observation_space"] != expected_obs or metadata["action_space"] != expected_act:
-        sys.exit(
-            f"error: {path} holds observations {metadata['observation_space']} and actions "
+        raise DemoError(
+            f"{path} holds observations {metadata['observation_space']} and actions "
             f"{metadata['action_space']}, but the environment has {expected_obs} and {expected_act}."
         )
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
-        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+        raise DemoError(f"--num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
     obs = data["obs"]
     ends = np.cumsum(lengths) - 1  # the last step of every episode
     next_obs = np.concatenate([obs[1:], obs[:1]])
@@ -286,24 +292,26 @@ def load_image_demos(path: str, env_id: str, n_actions: int, num_episodes: int |
     CarRacing: of the raw colour frames). Returns per episode the T + 1 frames s_0 .. s_T, the T
     actions and whether it terminated."""
     if not Path(path).is_file():
-        sys.exit(f"error: demonstration file {path} does not exist.")
+        raise DemoError(f"demonstration file {path} does not exist.")
     try:
         data = dict(np.load(path))
         metadata = json.loads(str(data["metadata"]))
         recorded = (metadata["observation_space"], metadata["action_space"], metadata.get("atari_preprocessing"))
         lengths, seeds, checksums = data["episode_lengths"], data["episode_seeds"], data["episode_checksums"]
     except Exception as error:
-        sys.exit(f"error: {path} is not an image demonstration file of this project ({type(error).__name__}: {error}).")
+        raise DemoError(
+            f"{path} is not an image demonstration file of this project ({type(error).__name__}: {error})."
+        ) from error
     atari = env_family(env_id) == "atari"
     frame = {"type": "Box", "shape": [84, 84] if atari else [96, 96, 3], "dtype": "uint8"}
     expected = (frame, {"type": "Discrete", "n": n_actions}, ATARI_PREPROCESSING if atari else None)
     if recorded != expected:
-        sys.exit(
-            f"error: {path} holds observations {recorded[0]}, actions {recorded[1]} and Atari preprocessing "
+        raise DemoError(
+            f"{path} holds observations {recorded[0]}, actions {recorded[1]} and Atari preprocessing "
             f"{recorded[2]}, but {env_id} needs {expected[0]}, {expected[1]} and {expected[2]}."
         )
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
-        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+        raise DemoError(f"--num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
     env = make_env(metadata["env_id"], "demo", seed=0, stack=False)
     episodes, start = [], 0
     for episode, (seed, length) in enumerate(zip(seeds[:num_episodes], lengths)):
@@ -315,8 +323,8 @@ def load_image_demos(path: str, env_id: str, n_actions: int, num_episodes: int |
             if not atari:
                 raw_frames.append(env.unwrapped.state)
         if hashlib.sha256(np.stack(raw_frames).tobytes()).hexdigest() != checksums[episode]:
-            sys.exit(
-                f"error: replaying episode {episode} of {path} gave other frames than were recorded "
+            raise DemoError(
+                f"replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
             )
         terminated = bool(data["terminated"][start + length - 1])
@@ -579,16 +587,29 @@ def evaluate(env: gym.Env, q_network: QNetwork, policy: str, episodes: int, alph
     return float(np.mean(returns)), float(np.mean(successes)) if hasattr(env.unwrapped, "lander") else None
 
 
+def fail(message: str):
+    """Stops the script with one sentence and exit status 2 (as a bad command-line flag does)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
     family = env_family(args.env_id)
     for key, value in FAMILY_DEFAULTS[family].items():  # unset flags take the family's value (logged below)
         if getattr(args, key) is None:
             setattr(args, key, value)
+    counts = (
+        "total_gradient_steps k batch_size buffer_size target_network_frequency discriminator_frequency "
+        "eval_frequency eval_episodes final_eval_episodes max_episode_steps"
+    ).split()  # flags that count steps or episodes
+    if too_small := [name for name in counts if getattr(args, name) is not None and getattr(args, name) < 1]:
+        name = too_small[0]
+        fail(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}.")
     eval_start_state = args.eval_start_state or args.start_state
     for start, owner in (("shifted", "lunar"), ("rotated", "car_racing")):
         if start in (args.start_state, eval_start_state) and family != owner:
-            sys.exit(f"error: the {start} start exists for {'LunarLander' if owner == 'lunar' else 'CarRacing'} only.")
+            fail(f"the {start} start exists for {'LunarLander' if owner == 'lunar' else 'CarRacing'} only.")
     run_name = (
         f"{args.env_id}__{args.exp_name}__{args.reward_variant}__{args.start_state}__{args.seed}"
         f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
@@ -597,7 +618,7 @@ if __name__ == "__main__":
         try:
             import wandb
         except ImportError:
-            sys.exit("error: --track needs Weights and Biases: pip install wandb")
+            fail("--track needs Weights and Biases: pip install wandb")
         wandb.init(
             project=args.wandb_project_name,
             entity=args.wandb_entity,
@@ -623,12 +644,12 @@ if __name__ == "__main__":
         env = make_env(args.env_id, args.start_state, args.seed, args.max_episode_steps, None, unbiased)
         eval_env = make_env(args.env_id, eval_start_state, args.seed + 10_000, args.max_episode_steps, None, unbiased)
     except (gym.error.Error, ImportError) as error:
-        sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
+        fail(f"cannot make environment {args.env_id!r}: {error}")
     if not isinstance(env.action_space, gym.spaces.Discrete) or (
         family == "lunar" and not hasattr(env.unwrapped, "lander")
     ):
-        sys.exit(
-            f"error: gail_dqn.py handles LunarLander, CarRacing and Atari (*NoFrameskip-v4) with discrete actions, "
+        fail(
+            f"gail_dqn.py handles LunarLander, CarRacing and Atari (*NoFrameskip-v4) with discrete actions, "
             f"not {args.env_id!r}."
         )
     n_actions = int(env.action_space.n)
@@ -647,7 +668,10 @@ if __name__ == "__main__":
     demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
     if family == "lunar":
         obs_dim = env.observation_space.shape[0]
-        demos = load_demos(demo_path, env.unwrapped, args.num_demos)
+        try:
+            demos = load_demos(demo_path, env.unwrapped, args.num_demos)
+        except DemoError as error:
+            fail(str(error))
         demo_transitions = (demos["obs"], demos["actions"], demos["next_obs"], demos["terminated"])
         if unbiased:
             flag = ((0, 0), (0, 1))  # a zero column: no demonstration state is absorbing
@@ -662,7 +686,10 @@ if __name__ == "__main__":
         demo_buffer.add(*demo_transitions)
         agent_buffer = TransitionBuffer(args.buffer_size, obs_dim, device)
     else:
-        demo_episodes = load_image_demos(demo_path, args.env_id, n_actions, args.num_demos)
+        try:
+            demo_episodes = load_image_demos(demo_path, args.env_id, n_actions, args.num_demos)
+        except DemoError as error:
+            fail(str(error))
         frame_shape = env.observation_space.shape[1:]
         rows = sum(len(episode["frames"]) + n_actions for episode in demo_episodes)
         demo_buffer = EpisodeFrameBuffer(rows, frame_shape, n_actions, unbiased, device)

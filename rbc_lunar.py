@@ -89,8 +89,9 @@ class Args:
     r_demo: float = 1.0
     """reward of demonstration transitions (SQIL)"""
     paper_values: bool = False
-    """use the paper's printed LunarLander values instead of the defaults: lambda_samp 1e-6, alpha 1, gamma 0.99,
-    absorbing constant (V(s_T) = 0); they do not land here (docs/lunar_lander.md)"""
+    """use the paper's printed LunarLander values instead of the defaults: lambda_samp 1e-6, alpha 1, absorbing
+    constant (V(s_T) = 0), no value clipping (gamma is the paper's 0.99 already); they do not land here
+    (docs/lunar_lander.md)"""
     r_abs: float = 0.0
     """reward per step in an absorbing state: V(terminal) = r_abs / (1 - gamma)"""
     absorbing: Literal["constant", "reward", "learned"] = "reward"
@@ -98,12 +99,18 @@ class Args:
     reward: r / (1 - gamma), the reward r of the transition that entered it (r_demo after a demonstration,
     0 after the agent's own episodes; with --reward-source env, which has no such constant, r_abs / (1 - gamma));
     learned: an explicit absorbing state valued by Bellman backups like any other (Kostrikov et al. 2019)"""
+    clip_values: bool = True
+    """clip the bootstrapped soft value V(s') to the range every soft value lies in when rewards are r_demo and 0:
+    [0, (r_demo + alpha log |A|) / (1 - gamma)] (imitation only: --reward-source env never clips; the paper does
+    not clip)"""
     alpha: float = 0.08
     """temperature of the Boltzmann policy and the soft value (the paper's LunarLander value: 1)"""
-    gamma: float = 0.97
-    """the discount factor gamma (the paper's LunarLander value: 0.99)"""
-    learning_rate: float = 1e-3
-    """the learning rate of Adam"""
+    gamma: float = 0.99
+    """the discount factor gamma (the paper's LunarLander value)"""
+    learning_rate: float = 3e-4
+    """the learning rate of Adam (the paper does not print its value)"""
+    anneal_lr: bool = False
+    """decay the learning rate linearly from `learning_rate` to 0 over the gradient steps"""
     batch_size: int = 128
     """transitions per gradient step: half demonstrations, half agent transitions"""
     buffer_size: int = 1_000_000
@@ -113,7 +120,7 @@ class Args:
     target_network_frequency: int = 100
     """gradient steps between target network updates"""
     eval_frequency: int = 20_000
-    """gradient steps between periodic evaluations"""
+    """gradient steps between periodic evaluations (the budget's unit, as --total-gradient-steps)"""
     eval_episodes: int = 10
     """episodes per periodic evaluation and policy (greedy and stochastic)"""
     final_eval_episodes: int = 100
@@ -255,12 +262,23 @@ def soft_value(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
     return alpha * torch.logsumexp(q_values / alpha, dim=-1)
 
 
-def soft_bellman_error(q_sa, next_q_values, rewards, terminated, gamma: float, alpha: float, absorbing_value):
+def soft_bellman_error(
+    q_sa, next_q_values, rewards, terminated, gamma: float, alpha: float, absorbing_value, value_range=None
+):
     """Q(s, a) - (r + gamma V(s')), the term squared in B (Eq. 6). A terminated transition enters an
     absorbing state whose value is `absorbing_value` (a number, or one per row); a truncated one
-    bootstraps from s'."""
-    next_v = torch.where(terminated, absorbing_value, soft_value(next_q_values, alpha))
+    bootstraps from s'. `value_range` (low, high), if given, clips V(s') into it."""
+    next_v = soft_value(next_q_values, alpha)
+    if value_range is not None:
+        next_v = next_v.clamp(*value_range)
+    next_v = torch.where(terminated, absorbing_value, next_v)
     return q_sa - (rewards + gamma * next_v)
+
+
+def soft_value_range(r_min: float, r_max: float, alpha: float, gamma: float, n_actions: int):
+    """Every soft value lies in [r_min, r_max + alpha log |A|] / (1 - gamma): each step pays a reward
+    in [r_min, r_max] and an entropy bonus alpha H(pi(.|s)) in [0, alpha log |A|] (Eq. 1-2)."""
+    return r_min / (1.0 - gamma), (r_max + alpha * float(np.log(n_actions))) / (1.0 - gamma)
 
 
 def absorbing_value(rewards: torch.Tensor, absorbing: str, r_abs: float, gamma: float, imitation: bool):
@@ -402,7 +420,7 @@ def fail(message: str):
     sys.exit(2)
 
 
-PAPER_VALUES = dict(lambda_samp=1e-6, alpha=1.0, gamma=0.99, absorbing="constant")  # Section A.3, Section 2
+PAPER_VALUES = dict(lambda_samp=1e-6, alpha=1.0, absorbing="constant", clip_values=False)  # Section A.3, Section 2
 
 
 def check_args(args: Args) -> str | None:
@@ -515,6 +533,11 @@ if __name__ == "__main__":
         demo_buffer = TransitionBuffer(len(demo_transitions[1]), obs_dim, device)
         demo_buffer.add(*demo_transitions)
     half = args.batch_size // 2
+    value_range = None  # where every soft value lies (imitation: rewards demo_reward and 0, or r_abs when absorbed)
+    if imitation:
+        rewards_seen = (demo_reward, 0.0) + ((args.r_abs,) if args.absorbing == "constant" else ())
+        value_range = soft_value_range(min(rewards_seen), max(rewards_seen), args.alpha, args.gamma, n_actions)
+    clip_range = value_range if args.clip_values else None
 
     rollout_policy = "boltzmann" if args.rollout_policy == "imitation" else "uniform"
     env.reset(seed=args.seed)  # seeds the environment's RNG; later resets continue its stream
@@ -554,7 +577,9 @@ if __name__ == "__main__":
         with torch.no_grad():
             next_q_values = target_network(next_obs)
         v_terminal = absorbing_value(rewards, args.absorbing, args.r_abs, args.gamma, imitation)
-        errors = soft_bellman_error(q_sa, next_q_values, rewards, terminated, args.gamma, args.alpha, v_terminal)
+        errors = soft_bellman_error(
+            q_sa, next_q_values, rewards, terminated, args.gamma, args.alpha, v_terminal, clip_range
+        )
         bellman_demo, bellman_samp = (errors[:half] ** 2).mean(), (errors[half:] ** 2).mean()
         if not imitation:  # soft Q-learning: the mean squared soft Bellman error
             loss = (errors**2).mean()
@@ -563,6 +588,8 @@ if __name__ == "__main__":
         else:  # Eq. 5: BC negative log-likelihood (Eq. 4) + lambda * B(D_demo u D_samp, 0)
             bc_loss = bc_nll(q_values[:half], actions[:half], args.alpha).mean()
             loss = bc_loss + args.rbc_lambda * (errors**2).mean()
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - step / args.total_gradient_steps)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -581,9 +608,14 @@ if __name__ == "__main__":
             if imitation and args.loss == "rbc":
                 writer.add_scalar("losses/bc", bc_loss.item(), step)
             writer.add_scalar("losses/q_values", q_sa.mean().item(), step)
+            if value_range is not None:  # bootstrapped values outside their range: what --clip-values clips
+                next_v = soft_value(next_q_values, args.alpha)
+                writer.add_scalar("losses/below_range_fraction", (next_v < value_range[0]).float().mean().item(), step)
+                writer.add_scalar("losses/above_range_fraction", (next_v > value_range[1]).float().mean().item(), step)
             elapsed = time.time() - start_time
             writer.add_scalar("charts/SPS", int(env_steps / elapsed), step)
             writer.add_scalar("charts/gradient_steps_per_s", int((step + 1) / elapsed), step)
+            writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], step)
 
         if (step + 1) % args.eval_frequency == 0:
             for policy in ("greedy", "boltzmann"):

@@ -90,7 +90,7 @@ class Args:
     max_grad_norm: float = 10.0
     """clip the gradient norm to this"""
     eval_frequency: int = 5_000
-    """gradient steps between periodic evaluations; 0: none"""
+    """gradient steps between periodic evaluations (the budget's unit, as --total-gradient-steps); 0: none"""
     eval_episodes: int = 5
     """episodes per periodic evaluation and policy (greedy and Boltzmann)"""
     final_eval_episodes: int = 100
@@ -163,28 +163,32 @@ def make_vector_env(
 # Demonstrations (format: docs/demonstrations.md). CarRacing files keep each episode's seed and
 # actions; replaying them gives the frames, checked against the SHA-256 of the raw colour frames.
 # ---------------------------------------------------------------------------------------------
+class DemoError(ValueError):
+    """A demonstration file that cannot be used, with the one sentence that says why."""
+
+
 def load_demos(path: str, env_id: str, num_episodes: int | None) -> list[dict]:
     """The first `num_episodes` demonstration episodes, each as its preprocessed frames (one more
     than its actions: the last frame is the final observation), actions, and whether it terminated."""
     if not Path(path).is_file():
-        sys.exit(f"error: demonstration file {path} does not exist.")
+        raise DemoError(f"demonstration file {path} does not exist.")
     try:
         data = dict(np.load(path))
         metadata = json.loads(str(data["metadata"]))
         recorded = (metadata["observation_space"], metadata["action_space"])
         lengths, seeds, checksums = data["episode_lengths"], data["episode_seeds"], data["episode_checksums"]
     except Exception as error:
-        sys.exit(
-            f"error: {path} is not a CarRacing demonstration file of this project ({type(error).__name__}: {error})."
-        )
+        raise DemoError(
+            f"{path} is not a CarRacing demonstration file of this project ({type(error).__name__}: {error})."
+        ) from error
     expected = ({"type": "Box", "shape": [96, 96, 3], "dtype": "uint8"}, {"type": "Discrete", "n": 5})
     if recorded != expected:
-        sys.exit(
-            f"error: {path} holds observations {recorded[0]} and actions {recorded[1]}, "
+        raise DemoError(
+            f"{path} holds observations {recorded[0]} and actions {recorded[1]}, "
             f"but discrete CarRacing has observations {expected[0]} and actions {expected[1]}."
         )
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
-        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+        raise DemoError(f"--num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
     env = make_env(env_id, "demo", seed=0, stack=False)
     episodes, start = [], 0
     for episode, (seed, length) in enumerate(zip(seeds[:num_episodes], lengths)):
@@ -194,8 +198,8 @@ def load_demos(path: str, env_id: str, num_episodes: int | None) -> list[dict]:
             frames.append(env.step(int(action))[0])
             raw_frames.append(env.unwrapped.state)
         if hashlib.sha256(np.stack(raw_frames).tobytes()).hexdigest() != checksums[episode]:
-            sys.exit(
-                f"error: replaying episode {episode} of {path} gave other frames than were recorded "
+            raise DemoError(
+                f"replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
             )
         episodes.append(
@@ -356,8 +360,21 @@ def evaluate(envs: gym.vector.VectorEnv, q_network: QNetwork, policy: str, episo
     return float(np.mean(returns[:episodes])), float(np.std(returns[:episodes]))
 
 
+def fail(message: str):
+    """Stops the script with one sentence and exit status 2 (as a bad command-line flag does)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    counts = (
+        "total_gradient_steps k batch_size buffer_size target_network_frequency "
+        "eval_episodes final_eval_episodes num_envs max_episode_steps"
+    ).split()  # flags that count steps or episodes
+    if too_small := [name for name in counts if getattr(args, name) is not None and getattr(args, name) < 1]:
+        name = too_small[0]
+        fail(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}.")
     eval_start_state = args.eval_start_state or args.start_state
     run_name = (
         f"{args.env_id}__{args.exp_name}__{args.start_state}__{args.seed}"
@@ -367,7 +384,7 @@ if __name__ == "__main__":
         try:
             import wandb
         except ImportError:
-            sys.exit("error: --track needs Weights and Biases: pip install wandb")
+            fail("--track needs Weights and Biases: pip install wandb")
         wandb.init(
             project=args.wandb_project_name,
             entity=args.wandb_entity,
@@ -377,9 +394,7 @@ if __name__ == "__main__":
             save_code=True,
         )
     if not args.env_id.startswith("CarRacing"):
-        sys.exit(f"error: sqil_car_racing.py trains on CarRacing only, not {args.env_id!r}.")
-    if args.num_envs < 1:
-        sys.exit(f"error: --num-envs must be at least 1, not {args.num_envs}.")
+        fail(f"sqil_car_racing.py trains on CarRacing only, not {args.env_id!r}.")
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -393,7 +408,7 @@ if __name__ == "__main__":
             args.env_id, eval_start_state, args.seed + 10_000, args.num_envs, args.max_episode_steps
         )
     except (gym.error.Error, ImportError) as error:
-        sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
+        fail(f"cannot make environment {args.env_id!r}: {error}")
     n_actions = int(envs.single_action_space.n)
 
     q_network = QNetwork(n_actions).to(device)
@@ -404,7 +419,10 @@ if __name__ == "__main__":
     # D_demo: the demonstrations, never evicted. D_samp: the agent's rollouts (reward 0).
     demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
     load_start = time.time()
-    demos = load_demos(demo_path, args.env_id, args.num_demos)
+    try:
+        demos = load_demos(demo_path, args.env_id, args.num_demos)
+    except DemoError as error:
+        fail(str(error))
     demo_buffer = EpisodeFrameBuffer(sum(len(demo["frames"]) for demo in demos), device)
     for demo in demos:
         demo_buffer.add_episode(demo["frames"], demo["actions"], demo["terminated"])

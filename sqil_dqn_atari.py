@@ -94,7 +94,7 @@ class Args:
     max_episode_steps: int | None = None
     """cut episodes after this many agent steps, as truncations (default: ALE's 108,000 frames)"""
     eval_frequency: int = 250_000
-    """environment steps between greedy evaluations (0: none until the end)"""
+    """env steps between greedy evaluations (the budget's unit, as --total-timesteps); 0: none until the end"""
     eval_episodes: int = 10
     """episodes per evaluation, and of the final evaluation"""
 
@@ -179,9 +179,10 @@ class FrameReplayBuffer:
         zeros = np.zeros(len(streams), dtype=np.int64)
         self._write(streams, first_frames, zeros, zeros, zeros.astype(bool))
 
-    def add(self, streams: np.ndarray, next_frames, actions, terminated) -> None:
-        """One transition per stream: the newest frame of the observation it reached (the true final
-        observation at an episode's end, not the next episode's first), its action and `terminated`."""
+    def add(self, streams: np.ndarray, actions, next_frames, terminated) -> None:
+        """One transition per stream, in every buffer's order (s, a, s', terminated; s is the stream's
+        previous frames): its action, the newest frame of the observation it reached (the true final
+        observation at an episode's end, not the next episode's first) and `terminated`."""
         self._write(streams, next_frames, self.current_age[streams] + 1, actions, terminated)
 
     def num_transitions(self) -> int:
@@ -225,7 +226,7 @@ def store_step(buffer: FrameReplayBuffer, next_obs, actions, terminated, truncat
     real_next_obs = next_obs.copy()
     for i in np.flatnonzero(infos.get("_final_obs", [])):
         real_next_obs[i] = infos["final_obs"][i]
-    buffer.add(np.arange(len(actions)), real_next_obs[:, -1], actions, terminated)
+    buffer.add(np.arange(len(actions)), actions, real_next_obs[:, -1], terminated)
     ended = np.flatnonzero(np.logical_or(terminated, truncated))
     if len(ended):
         buffer.start_episodes(ended, next_obs[ended, -1])
@@ -239,32 +240,38 @@ def balanced_batch(demo_buffer: FrameReplayBuffer, agent_buffer: FrameReplayBuff
 
 
 # ---------------------------------------------------------------------------------------------
-# Demonstrations (format: docs/demonstrations.md); a copy of collect_demos.load_demos, Atari part.
+# Demonstrations (format: docs/demonstrations.md); adapted from collect_demos.load_demos, Atari part.
 # ---------------------------------------------------------------------------------------------
+class DemoError(ValueError):
+    """A demonstration file that cannot be used, with the one sentence that says why."""
+
+
 def load_demos(path: str, action_space: gym.spaces.Discrete, num_episodes: int | None, device) -> FrameReplayBuffer:
     """Replays the demonstrations' seeds and actions through the preprocessed emulator, checks every
     episode's frames against the recorded SHA-256, and returns them as a FrameReplayBuffer."""
     if not Path(path).is_file():
-        sys.exit(f"error: demonstration file {path} does not exist.")
+        raise DemoError(f"demonstration file {path} does not exist.")
     try:
         data = dict(np.load(path))
         metadata = json.loads(str(data["metadata"]))
         recorded = (metadata["observation_space"], metadata["action_space"], metadata.get("atari_preprocessing"))
     except Exception as error:
-        sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
+        raise DemoError(
+            f"{path} is not a demonstration file of this project ({type(error).__name__}: {error})."
+        ) from error
     expected = (
         {"type": "Box", "shape": [84, 84], "dtype": "uint8"},
         {"type": "Discrete", "n": int(action_space.n)},
         ATARI_PREPROCESSING,
     )
     if recorded != expected:
-        sys.exit(
-            f"error: {path} holds observations {recorded[0]}, actions {recorded[1]} and Atari preprocessing "
+        raise DemoError(
+            f"{path} holds observations {recorded[0]}, actions {recorded[1]} and Atari preprocessing "
             f"{recorded[2]}, but this game needs {expected[0]}, {expected[1]} and {expected[2]}."
         )
     lengths = data["episode_lengths"]
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
-        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+        raise DemoError(f"--num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
     lengths = lengths[:num_episodes]
     env = gym.wrappers.AtariPreprocessing(gym.make(metadata["env_id"]), **ATARI_PREPROCESSING)
     buffer = FrameReplayBuffer(int(lengths.sum()) + len(lengths), 1, (84, 84), device)
@@ -275,13 +282,13 @@ def load_demos(path: str, action_space: gym.spaces.Discrete, num_episodes: int |
         frames += [env.step(int(action))[0] for action in actions]
         start += length
         if hashlib.sha256(np.stack(frames).tobytes()).hexdigest() != data["episode_checksums"][episode]:
-            sys.exit(
-                f"error: replaying episode {episode} of {path} gave other frames than were recorded "
+            raise DemoError(
+                f"replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
             )
         buffer.start_episodes(stream, frames[0][None])
         for frame, action, term in zip(frames[1:], actions, terminated):
-            buffer.add(stream, frame[None], [action], [term])
+            buffer.add(stream, [action], frame[None], [term])
     env.close()
     return buffer
 
@@ -346,10 +353,22 @@ def evaluate(env_id: str, q_network: QNetwork, episodes: int, seed: int, device,
     return returns
 
 
+def fail(message: str):
+    """Stops the script with one sentence and exit status 2 (as a bad command-line flag does)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    counts = (
+        "total_timesteps buffer_size target_network_frequency max_episode_steps"
+    ).split()  # flags that count steps or episodes
+    if too_small := [name for name in counts if getattr(args, name) is not None and getattr(args, name) < 1]:
+        name = too_small[0]
+        fail(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}.")
     if args.batch_size < 2 or args.num_envs < 1 or args.train_frequency < 1:
-        sys.exit("error: --batch-size must be at least 2, --num-envs and --train-frequency at least 1.")
+        fail("--batch-size must be at least 2, --num-envs and --train-frequency at least 1.")
     run_name = (
         f"{args.env_id}__{args.exp_name}__{args.seed}"
         f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
@@ -358,7 +377,7 @@ if __name__ == "__main__":
         try:
             import wandb
         except ImportError:
-            sys.exit("error: --track needs Weights and Biases: pip install wandb")
+            fail("--track needs Weights and Biases: pip install wandb")
         wandb.init(
             project=args.wandb_project_name,
             entity=args.wandb_entity,
@@ -376,14 +395,14 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     if not args.env_id.endswith("NoFrameskip-v4"):
-        sys.exit(f"error: sqil_dqn_atari.py plays Atari games as `<Game>NoFrameskip-v4`, not {args.env_id!r}.")
+        fail(f"sqil_dqn_atari.py plays Atari games as `<Game>NoFrameskip-v4`, not {args.env_id!r}.")
     try:
         envs = gym.vector.SyncVectorEnv(
             [make_env(args.env_id, args.seed + i, args.max_episode_steps) for i in range(args.num_envs)],
             autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,  # final observations come back in infos
         )
     except gym.error.Error as error:
-        sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
+        fail(f"cannot make environment {args.env_id!r}: {error}")
     n_actions = int(envs.single_action_space.n)
 
     q_network = QNetwork(n_actions).to(device, memory_format=torch.channels_last)
@@ -393,7 +412,10 @@ if __name__ == "__main__":
 
     # D_demo: the demonstrations with reward r_demo, never evicted. D_samp: the agent's own, reward 0.
     demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
-    demo_buffer = load_demos(demo_path, envs.single_action_space, args.num_demos, device)
+    try:
+        demo_buffer = load_demos(demo_path, envs.single_action_space, args.num_demos, device)
+    except DemoError as error:
+        fail(str(error))
     agent_buffer = FrameReplayBuffer(args.buffer_size, args.num_envs, (84, 84), device)
     half = args.batch_size // 2
     rewards = torch.cat([torch.full((half,), args.r_demo), torch.zeros(args.batch_size - half)]).to(device)

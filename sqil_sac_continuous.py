@@ -116,7 +116,8 @@ class Args:
     the entropy in the actor's loss only (Yu et al. 2022), so that with SQIL's rewards (0 and r_demo > 0) no
     state is worth less than an ended episode (docs/mujoco.md, Humanoid)"""
     eval_frequency: int = 10_000
-    """environment steps between evaluations of the deterministic (mean) action; 0: none"""
+    """environment steps between evaluations of the deterministic (mean) action (the budget's unit, as
+    --total-timesteps); 0: none"""
     eval_episodes: int = 10
     """episodes per periodic evaluation"""
     final_eval_episodes: int = 10
@@ -176,24 +177,30 @@ def space_to_dict(space: gym.Space) -> dict:
     return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
 
 
+class DemoError(ValueError):
+    """A demonstration file that cannot be used, with the one sentence that says why."""
+
+
 def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, np.ndarray]:
     if not Path(path).is_file():
-        sys.exit(f"error: demonstration file {path} does not exist (docs/demonstrations.md says how to make one).")
+        raise DemoError(f"demonstration file {path} does not exist (docs/demonstrations.md says how to make one).")
     try:
         data = dict(np.load(path))
         metadata = json.loads(str(data["metadata"]))
         recorded = (metadata["observation_space"], metadata["action_space"])
         lengths = data["episode_lengths"]
     except Exception as error:
-        sys.exit(f"error: {path} is not a demonstration file of this project ({type(error).__name__}: {error}).")
+        raise DemoError(
+            f"{path} is not a demonstration file of this project ({type(error).__name__}: {error})."
+        ) from error
     expected = (space_to_dict(env.observation_space), space_to_dict(env.action_space))
     if recorded != expected:
-        sys.exit(
-            f"error: {path} holds observations {recorded[0]} and actions {recorded[1]}, "
+        raise DemoError(
+            f"{path} holds observations {recorded[0]} and actions {recorded[1]}, "
             f"but the environment has observations {expected[0]} and actions {expected[1]}."
         )
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
-        sys.exit(f"error: --num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
+        raise DemoError(f"--num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
     obs = data["obs"]
     ends = np.cumsum(lengths) - 1  # the last step of every episode
     next_obs = np.concatenate([obs[1:], obs[:1]])
@@ -366,27 +373,38 @@ def evaluate(env: gym.Env, actor: Actor, episodes: int, deterministic: bool, dev
     return float(np.mean(returns)), float(np.std(returns))
 
 
+def fail(message: str):
+    """Stops the script with one sentence and exit status 2 (as a bad command-line flag does)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    counts = (
+        "total_timesteps buffer_size batch_size policy_frequency target_network_frequency "
+        "eval_episodes final_eval_episodes max_episode_steps"
+    ).split()  # flags that count steps or episodes
+    if too_small := [name for name in counts if getattr(args, name) is not None and getattr(args, name) < 1]:
+        name = too_small[0]
+        fail(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}.")
     sqil_only = (args.demo_path, args.num_demos, args.r_demo, args.lambda_samp)
     if args.reward_source == "env" and any(value is not None for value in sqil_only):
-        sys.exit(
-            "error: --demo-path, --num-demos, --r-demo and --lambda-samp are SQIL's; --reward-source env uses none."
-        )
+        fail("--demo-path, --num-demos, --r-demo and --lambda-samp are SQIL's; --reward-source env uses none.")
     args = with_env_defaults(args)
     if args.target_entropy is not None and not args.autotune:
-        sys.exit("error: --target-entropy is what --autotune aims at; without --autotune the temperature is --alpha.")
+        fail("--target-entropy is what --autotune aims at; without --autotune the temperature is --alpha.")
     sqil = args.reward_source == "sqil"
     checkpoint = None
     if args.resume:
         if not Path(args.resume).is_file():
-            sys.exit(f"error: checkpoint {args.resume} does not exist.")
+            fail(f"checkpoint {args.resume} does not exist.")
         checkpoint = torch.load(args.resume, weights_only=False)
         saved = vars(with_env_defaults(Args(**checkpoint["args"])))
         changed = [key for key, value in vars(args).items() if key not in RESUMABLE and saved[key] != value]
         if changed:
-            sys.exit(
-                f"error: {args.resume} was run with "
+            fail(
+                f"{args.resume} was run with "
                 + ", ".join(f"--{key.replace('_', '-')} {saved[key]} (now {getattr(args, key)})" for key in changed)
                 + "; a resumed run keeps the checkpoint's settings."
             )
@@ -400,7 +418,7 @@ if __name__ == "__main__":
         try:
             import wandb
         except ImportError:
-            sys.exit("error: --track needs Weights and Biases: pip install wandb")
+            fail("--track needs Weights and Biases: pip install wandb")
         wandb.init(
             project=args.wandb_project_name,
             entity=args.wandb_entity,
@@ -425,14 +443,14 @@ if __name__ == "__main__":
         env = make_env(args.env_id, args.seed, args.max_episode_steps)
         eval_env = make_env(args.env_id, args.seed + 10_000, args.max_episode_steps)
     except (gym.error.Error, ImportError) as error:
-        sys.exit(f"error: cannot make environment {args.env_id!r}: {error}")
+        fail(f"cannot make environment {args.env_id!r}: {error}")
     if not (
         isinstance(env.action_space, gym.spaces.Box)
         and env.action_space.is_bounded()
         and len(env.observation_space.shape) == 1
     ):
-        sys.exit(
-            f"error: sqil_sac_continuous.py needs vector observations and bounded Box actions; {args.env_id!r} "
+        fail(
+            f"sqil_sac_continuous.py needs vector observations and bounded Box actions; {args.env_id!r} "
             f"has {env.observation_space} and {env.action_space}."
         )
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
@@ -451,7 +469,10 @@ if __name__ == "__main__":
     agent_buffer = ReplayBuffer(args.buffer_size, obs_dim, action_dim, device)
     if sqil:
         demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
-        demos = load_demos(demo_path, env.unwrapped, args.num_demos)
+        try:
+            demos = load_demos(demo_path, env.unwrapped, args.num_demos)
+        except DemoError as error:
+            fail(str(error))
         demo_buffer = ReplayBuffer(len(demos["actions"]), obs_dim, action_dim, device)
         demo_buffer.add(
             demos["obs"], demos["actions"], np.zeros(len(demos["actions"])), demos["next_obs"], demos["terminated"]

@@ -24,7 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "lunar_diagnosis"
 BASE = {"--lambda-samp": "1", "--alpha": "0.08", "--gamma": "0.97", "--absorbing": "reward"}
+BASE |= {"--learning-rate": "1e-3", "--clip-values": False}  # the file's defaults when the diagnosis began
 S3 = (1, 2, 3)
+EXPERT = {"--demo-path": "demos/expert/LunarLander-v3.npz"}  # the trained expert's demonstrations
+G3 = {"--gamma": "0.99", "--learning-rate": "3e-4"}
+G3C = {**G3, "--clip-values": True}
 # (point, what changes from BASE, start state, seeds, gradient steps), in the order the table shows them
 POINTS = [
     ("B", {}, "demo", S3, 50_000),
@@ -53,6 +57,16 @@ POINTS = [
     ("G_lambda0.25", {"--gamma": "0.99", "--lambda-samp": "0.25"}, "shifted", (1,), 100_000),
     ("reward_a0.1", {"--alpha": "0.1", "--gamma": "0.99"}, "demo", (1,), 100_000),
     ("constant_a0.1", {"--alpha": "0.1", "--gamma": "0.99", "--absorbing": "constant"}, "demo", (1,), 100_000),
+    # Session 15: gamma 0.99 with a smaller learning rate, then with its soft values clipped to their range.
+    ("G_lr3e-4_clip", {**G3C}, "shifted", S3, 100_000),
+    ("G_lr3e-4_clip", {**G3C}, "demo", S3, 100_000),
+    # On the trained expert's demonstrations
+    ("E_G_lr3e-4", {**EXPERT, **G3}, "shifted", (1, 2), 100_000),
+    ("E_G_lr3e-4_rerun", {**EXPERT, **G3}, "shifted", (1,), 100_000),  # seed 1 again, logging the value range
+    ("E_G_lr3e-4_clip", {**EXPERT, **G3C}, "shifted", S3, 100_000),
+    ("E_G_lr3e-4_clip", {**EXPERT, **G3C}, "demo", S3, 100_000),
+    ("E_G_lr3e-4_clip_anneal", {**EXPERT, **G3C, "--anneal-lr": True}, "shifted", S3, 100_000),
+    ("E_G_clip", {**EXPERT, "--gamma": "0.99", "--clip-values": True}, "shifted", (1, 2), 100_000),  # lr 1e-3
 ]
 
 
@@ -60,12 +74,21 @@ def run_dir(point: str, start: str, seed: int, steps: int) -> Path:
     return RESULTS / f"{point}__{start}__{steps}__{seed}"
 
 
+def switch(flag: str, on: bool) -> list[str]:
+    """A boolean flag as tyro spells it: --clip-values or --no-clip-values."""
+    return [flag if on else "--no-" + flag[2:]]
+
+
 def run(point: str, changes: dict, start: str, seed: int, steps: int) -> None:
     out = run_dir(point, start, seed, steps)
     if (out / "results.json").exists():
         return
     out.mkdir(parents=True, exist_ok=True)
-    command = [item for pair in {**BASE, **changes}.items() for item in pair]
+    flags = {**BASE, **changes}
+    if "--demo-path" in flags:  # written relative to the repository in the table; the run starts in `out`
+        flags["--demo-path"] = str(ROOT / flags["--demo-path"])
+    command = [switch(k, v) if isinstance(v, bool) else [k, v] for k, v in flags.items()]
+    command = [item for items in command for item in items]
     command += ["--start-state", start, "--seed", str(seed), "--total-gradient-steps", str(steps)]
     command += ["--eval-frequency", "10000"]
     with open(out / "log.txt", "w") as log:
@@ -101,7 +124,8 @@ def report() -> None:
         finals = [json.loads((d / "results.json").read_text())["final_greedy_success"] for d in done]
         periodic = r"eval greedy return [-\d.]+ success ([\d.]+)"
         best = [max(map(float, re.findall(periodic, (d / "log.txt").read_text()))) for d in done]
-        change = " ".join(f"{k} {v}" for k, v in changes.items()) or "-"
+        change = " ".join(" ".join(switch(k, v) if isinstance(v, bool) else [k, v]) for k, v in changes.items())
+        change = change or "-"
         per_seed = " / ".join(f"{f:.2f}" for f in finals)
         print(f"| {point} | `{change}` | {start} | {steps // 1000}k | {cell(finals)} | {cell(best)} | {per_seed} |")
 
@@ -110,9 +134,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one CPU core each)")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--points", nargs="*", help="run only these points (default: every missing run)")
     args = parser.parse_args()
     if not args.report_only:
         jobs = [(p, changes, start, s, steps) for p, changes, start, seeds, steps in POINTS for s in seeds]
+        jobs = [job for job in jobs if not args.points or job[0] in args.points]
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda job: run(*job), jobs))
     report()

@@ -8,6 +8,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,7 +60,7 @@ def test_bundled_file_loads_and_is_consistent(path):
 
 def test_loader_rejects_missing_file(tmp_path):
     env = gym.make("LunarLander-v3")
-    with pytest.raises(SystemExit, match="does not exist"):
+    with pytest.raises(collect_demos.DemoError, match="does not exist"):
         collect_demos.load_demos(str(tmp_path / "nope.npz"), env.observation_space, env.action_space)
 
 
@@ -67,17 +68,17 @@ def test_loader_rejects_a_file_in_another_format(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_text("not a numpy file")
     env = gym.make("LunarLander-v3")
-    with pytest.raises(SystemExit, match="not a demonstration file"):
+    with pytest.raises(collect_demos.DemoError, match="not a demonstration file"):
         collect_demos.load_demos(str(bad), env.observation_space, env.action_space)
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
-    with pytest.raises(SystemExit, match="not a demonstration file"):
+    with pytest.raises(collect_demos.DemoError, match="not a demonstration file"):
         collect_demos.load_demos(str(tmp_path / "other.npz"), env.observation_space, env.action_space)
 
 
 def test_loader_rejects_mismatched_spaces_but_not_other_env_ids():
     lunar = str(ROOT / "demos" / "LunarLander-v3.npz")
     cartpole = gym.make("CartPole-v1")
-    with pytest.raises(SystemExit, match="but the environment has"):
+    with pytest.raises(collect_demos.DemoError, match="but the environment has"):
         collect_demos.load_demos(lunar, cartpole.observation_space, cartpole.action_space)
     # spaces decide, not names: the same spaces under another id load fine
     shifted = gym.make("LunarLander-v3", gravity=-9.0)
@@ -91,7 +92,7 @@ def test_replay_divergence_is_a_clear_error(tmp_path):
     data["actions"][5:50] = (data["actions"][5:50] + 1) % 4  # a different game from step 5 on
     np.savez(tmp_path / "tampered.npz", **data)
     env = collect_demos.make_env(path.stem)
-    with pytest.raises(SystemExit, match="gave other frames than were recorded"):
+    with pytest.raises(collect_demos.DemoError, match="gave other frames than were recorded"):
         collect_demos.load_demos(str(tmp_path / "tampered.npz"), env.observation_space, env.action_space)
 
 
@@ -126,3 +127,44 @@ def test_collect_demos_regenerates_the_bundled_car_racing_file(run_script, tmp_p
     again, bundled = np.load(out), np.load(ROOT / "demos" / "CarRacing-v3.npz")
     assert again["episode_checksums"][0] == bundled["episode_checksums"][0]
     assert np.array_equal(again["actions"], bundled["actions"][: int(again["episode_lengths"][0])])
+
+
+def loaders():
+    """Every loader of every script, called as its script calls it (the signatures differ by what each trains on)."""
+    import bc
+    import gail_dqn
+    import rbc_lunar
+    import sqil_car_racing
+    import sqil_dqn_atari
+    import sqil_sac_continuous
+
+    lunar = gym.make("LunarLander-v3")
+    cheetah_like = gym.make("Pendulum-v1")
+    return {
+        "collect_demos": (
+            collect_demos,
+            lambda p: collect_demos.load_demos(p, lunar.observation_space, lunar.action_space),
+        ),
+        "bc": (bc, lambda p: bc.load_demos(p, lunar.observation_space, lunar.action_space, None)),
+        "rbc_lunar": (rbc_lunar, lambda p: rbc_lunar.load_demos(p, lunar.unwrapped, None)),
+        "gail_dqn": (gail_dqn, lambda p: gail_dqn.load_demos(p, lunar.unwrapped, None)),
+        "gail_dqn images": (gail_dqn, lambda p: gail_dqn.load_image_demos(p, "PongNoFrameskip-v4", 6, None)),
+        "sqil_car_racing": (sqil_car_racing, lambda p: sqil_car_racing.load_demos(p, "CarRacing-v3", None)),
+        "sqil_dqn_atari": (
+            sqil_dqn_atari,
+            lambda p: sqil_dqn_atari.load_demos(p, gym.spaces.Discrete(6), None, torch.device("cpu")),
+        ),
+        "sqil_sac_continuous": (sqil_sac_continuous, lambda p: sqil_sac_continuous.load_demos(p, cheetah_like, None)),
+    }
+
+
+def test_every_loader_raises_its_files_demo_error(tmp_path):
+    """A bad file is an exception of the script's own DemoError (a ValueError) with one sentence, never
+    a SystemExit: a loader copied into a larger program must not stop it."""
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes((ROOT / "demos" / "LunarLander-v3.npz").read_bytes()[:1000])
+    for name, (module, load) in loaders().items():
+        for path, message in ((tmp_path / "missing.npz", "does not exist"), (truncated, "not a")):
+            with pytest.raises(module.DemoError, match=message) as caught:
+                load(str(path))
+            assert isinstance(caught.value, ValueError) and "\n" not in str(caught.value), name

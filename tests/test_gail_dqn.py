@@ -92,6 +92,7 @@ def test_smoke_crosses_episode_ends(run_script, tmp_path, variant, formula):
         (["--num-demos", "101"], "--num-demos 101 is not between 1 and the 100 episodes"),
         (["--env-id", "CartPole-v1"], "gail_dqn.py handles LunarLander"),
         (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
+        (["--total-gradient-steps", "-5"], "--total-gradient-steps must be at least 1, not -5"),
         (["--start-state", "rotated"], "the rotated start exists for CarRacing only"),
         (
             ["--env-id", "CarRacing-v3", "--demo-path", str(ROOT / "demos" / "PongNoFrameskip-v4.npz")],
@@ -104,7 +105,7 @@ def test_smoke_crosses_episode_ends(run_script, tmp_path, variant, formula):
     ],
 )
 def test_bad_input_gives_one_sentence(run_script, flags, message):
-    result = run_script("gail_dqn.py", *flags, *TINY, check=False)
+    result = run_script("gail_dqn.py", *TINY, *flags, check=False)  # later flags win
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
 
 

@@ -48,6 +48,27 @@ def test_absorbing_value_per_mode():
     assert rbc_lunar.absorbing_value(rewards, "reward", 0.0, gamma, imitation=False) == 0.0
 
 
+def test_soft_value_range_is_reached_and_clips_the_bootstrap():
+    """One state, |A| = 3 actions, every action pays r_max and loops: the soft value iteration
+    V <- alpha log sum_a exp((r_max + gamma V) / alpha) converges to the upper end of the range,
+    (r_max + alpha log 3) / (1 - gamma); paying r_min with alpha -> 0 reaches the lower end."""
+    gamma, alpha = 0.9, 0.5
+    low, high = rbc_lunar.soft_value_range(0.0, 1.0, alpha, gamma, 3)
+    assert (low, high) == pytest.approx((0.0, (1.0 + alpha * np.log(3)) / (1 - gamma)))
+    v = torch.zeros(1)
+    for _ in range(500):
+        v = soft_value((1.0 + gamma * v).expand(1, 3), alpha)
+    assert v.item() == pytest.approx(high, rel=1e-6)
+    # the bootstrap V(s') is clipped into the range; terminations keep their absorbing value
+    next_q = torch.tensor([[50.0, 0.0, 0.0], [-5.0, -5.0, -5.0], [50.0, 0.0, 0.0]])
+    terminated = torch.tensor([False, False, True])
+    zeros = torch.zeros(3)
+    errors = soft_bellman_error(zeros, next_q, zeros, terminated, gamma, alpha, 30.0, value_range=(low, high))
+    torch.testing.assert_close(errors, torch.tensor([-gamma * high, -gamma * low, -gamma * 30.0]))
+    unclipped = soft_bellman_error(zeros, next_q, zeros, terminated, gamma, alpha, 30.0)
+    assert unclipped[0].item() <= -gamma * 50.0 and unclipped[1].item() > 0.0
+
+
 def test_soft_value_and_temperature():
     q = torch.tensor([[0.0, 2.0, -1.0]])
     assert soft_value(q, 1.0).item() == pytest.approx(np.log(1 + np.exp(2) + np.exp(-1)))
@@ -228,6 +249,7 @@ FLAGS += ["--final-eval-episodes", "2", "--batch-size", "16", "--num-demos", "5"
         ["--loss", "sqil", "--max-episode-steps", "30"],
         ["--loss", "sqil", "--absorbing", "learned", "--start-state", "shifted"],
         ["--loss", "sqil", "--absorbing", "reward", "--batch-size", "15"],
+        ["--loss", "sqil", "--no-clip-values", "--anneal-lr"],
         ["--reward-source", "env", "--start-state", "wide", "--save-model", "--epsilon-start", "1"],
         ["--paper-values", "--start-state", "shifted"],
     ],
@@ -254,6 +276,20 @@ def test_smoke(run_script, tmp_path, variant):
         assert list(tmp_path.glob("videos/*/*.mp4"))
     if "--max-episode-steps" in variant:  # every training episode was cut by the time limit or ended sooner
         assert results["env_steps"] <= 30 * results["training_episodes"]
+
+
+def test_the_same_seed_gives_the_same_run(run_script, tmp_path):
+    """Every number a run reports is reproducible from its seed on the CPU; another seed changes them."""
+
+    def run(name: str, seed: str) -> dict:
+        run_script("rbc_lunar.py", *FLAGS, "--seed", seed, "--exp-name", name)
+        (path,) = tmp_path.glob(f"runs/*__{name}__*/results.json")
+        results = json.loads(path.read_text())
+        return {key: value for key, value in results.items() if key not in ("args", "wall_time_s")}
+
+    first = run("first", "3")
+    assert run("again", "3") == first
+    assert run("other", "4") != first
 
 
 def test_bad_demonstrations_are_one_clear_sentence(run_script, tmp_path):

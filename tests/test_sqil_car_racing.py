@@ -161,10 +161,11 @@ def test_smoke_both_start_states(run_script, tmp_path, start_state):
         (["--demo-path", str(ROOT / "demos" / "LunarLander-v3.npz")], "is not a CarRacing demonstration file"),
         (["--demo-path", str(ROOT / "demos" / "PongNoFrameskip-v4.npz")], "holds observations"),
         (["--env-id", "LunarLander-v3"], "trains on CarRacing only"),
+        (["--total-gradient-steps", "0"], "--total-gradient-steps must be at least 1, not 0"),
     ],
 )
 def test_bad_input_gives_one_sentence(run_script, flags, message):
-    result = run_script("sqil_car_racing.py", *flags, *TINY, check=False)
+    result = run_script("sqil_car_racing.py", *TINY, *flags, check=False)  # later flags win
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
 
 

@@ -83,7 +83,7 @@ def test_demo_buffer_rebuilds_the_stacks_of_the_replayed_games_and_is_never_evic
     agent_buffer = atari.FrameReplayBuffer(10, 1, (84, 84), CPU)
     agent_buffer.start_episodes(np.zeros(1, dtype=np.int64), np.zeros((1, 84, 84), np.uint8))
     for _ in range(50):  # the agent buffer wraps five times; the demonstrations stay as they were
-        agent_buffer.add(np.zeros(1, dtype=np.int64), np.zeros((1, 84, 84), np.uint8), [0], [False])
+        agent_buffer.add(np.zeros(1, dtype=np.int64), [0], np.zeros((1, 84, 84), np.uint8), [False])
     assert torch.equal(demo_buffer.frames, before) and demo_buffer.num_transitions() == int(
         data["episode_lengths"][:2].sum() + 2
     )
@@ -95,7 +95,7 @@ def test_balanced_batch_is_half_demonstrations_and_stores_one_frame_per_transiti
     for buffer, value, steps in ((demo, 255, 50), (agent, 0, 3)):  # only 3 agent transitions so far
         buffer.start_episodes(streams, np.full((1, 84, 84), value, np.uint8))
         for _ in range(steps):
-            buffer.add(streams, np.full((1, 84, 84), value, np.uint8), [1], [False])
+            buffer.add(streams, [1], np.full((1, 84, 84), value, np.uint8), [False])
     obs, actions, next_obs, terminated = atari.balanced_batch(demo, agent, 32)
     assert obs.shape == (32, 4, 84, 84) and obs.dtype == torch.uint8
     assert (obs[:16] == 255).all() and (obs[16:] == 0).all() and (next_obs[16:] == 0).all()
@@ -135,6 +135,7 @@ def test_smoke_two_envs_crossing_truncations_with_saved_model(run_script, tmp_pa
         (["--demo-path", "missing.npz"], "does not exist"),
         (["--demo-path", str(ROOT / "demos" / "PongNoFrameskip-v4.npz")], "holds observations"),
         (["--num-demos", "21"], "--num-demos 21 is not between 1 and the 20 episodes"),
+        (["--total-timesteps", "0"], "--total-timesteps must be at least 1, not 0"),
     ],
 )
 def test_bad_input_gives_one_sentence(run_script, flags, message):

@@ -226,12 +226,13 @@ def test_no_backup_entropy_takes_the_entropy_out_of_the_critic_target(run_script
         (["--env-id", "LunarLander-v3"], "needs vector observations and bounded Box actions"),
         (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
         (["--resume", "missing.pt"], "checkpoint missing.pt does not exist"),
+        (["--total-timesteps", "-1"], "--total-timesteps must be at least 1, not -1"),
         (["--no-autotune", "--target-entropy", "0"], "--target-entropy is what --autotune aims at"),
         (["--reward-source", "env", "--lambda-samp", "0.5"], "--reward-source env uses none"),
     ],
 )
 def test_bad_input_gives_one_sentence(run_script, flags, message):
-    result = run_script("sqil_sac_continuous.py", *flags, *TINY, check=False)
+    result = run_script("sqil_sac_continuous.py", *TINY, *flags, check=False)  # later flags win
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
 
 
