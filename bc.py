@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
 
 @dataclass
@@ -524,7 +525,9 @@ if __name__ == "__main__":
         "|param|value|\n|-|-|\n%s" % "\n".join(f"|{key}|{value}|" for key, value in vars(args).items()),
     )
     start_time = time.time()
-    for step in range(args.total_gradient_steps):
+    # a progress bar on a terminal only (disable=None): redirected logs and CI stay plain text
+    progress = tqdm(range(args.total_gradient_steps), "gradient steps", disable=None, mininterval=2.0)
+    for step in progress:
         rows = torch.randint(0, num_train_steps, (args.batch_size,), device=device)
         loss = policy.loss(demo_obs(rows), actions[rows])
         optimizer.zero_grad()
@@ -543,10 +546,11 @@ if __name__ == "__main__":
                 writer.add_scalar(f"eval/{name}_episodic_return", mean_return, step)
                 if success is not None:
                     writer.add_scalar(f"eval/{name}_success", success, step)
-                print(
-                    f"step {step + 1}: eval {name} return {mean_return:.1f}"
-                    + (f" success {success:.2f}" if success is not None else "")
+                message = f"eval {name} return {mean_return:.1f}" + (
+                    f" success {success:.2f}" if success is not None else ""
                 )
+                progress.set_postfix_str(message, refresh=False)
+                tqdm.write(f"step {step + 1}: {message}")
 
     wall_time = time.time() - start_time
     results = {

@@ -48,6 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
 # Flags left unset take the value of the environment's family (told apart by env_family below); the image
 # families clip gradients as the SQIL image files do.
@@ -701,7 +702,9 @@ if __name__ == "__main__":
 
     env.reset(seed=args.seed)  # seeds the environment's RNG; later resets continue its stream
     env_steps, training_successes, start_time = 0, [], time.time()
-    for step in range(args.total_gradient_steps):
+    # a progress bar on a terminal only (disable=None): redirected logs and CI stay plain text
+    progress = tqdm(range(args.total_gradient_steps), "gradient steps", disable=None, mininterval=2.0)
+    for step in progress:
         # As SQIL's Algorithm 1: every k gradient steps, one rollout of the Boltzmann policy.
         if step % args.k == 0:
             rollout, episodic_return, length, success = run_episode(env, q_network, "boltzmann", args.alpha, device)
@@ -764,11 +767,12 @@ if __name__ == "__main__":
                     eval_env, q_network, policy, args.eval_episodes, args.alpha, device, seed
                 )
                 writer.add_scalar(f"eval/{policy}_episodic_return", mean_return, step)
-                message = f"step {step + 1}: env steps {env_steps}, eval {policy} return {mean_return:.1f}"
+                message = f"eval {policy} return {mean_return:.1f}"
                 if success_rate is not None:
                     writer.add_scalar(f"eval/{policy}_success", success_rate, step)
                     message += f" success {success_rate:.2f}"
-                print(message)
+                progress.set_postfix_str(message, refresh=False)
+                tqdm.write(f"step {step + 1}: env steps {env_steps}, {message}")
 
     wall_time = time.time() - start_time
     print(

@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
 
 @dataclass
@@ -543,7 +544,9 @@ if __name__ == "__main__":
     env.reset(seed=args.seed)  # seeds the environment's RNG; later resets continue its stream
     rng = np.random.default_rng(args.seed)  # the Boltzmann policy's action draws in training rollouts
     env_steps, training_successes, best_eval, start_time = 0, [], {}, time.time()
-    for step in range(args.total_gradient_steps):
+    # a progress bar on a terminal only (disable=None): redirected logs and CI stay plain text
+    progress = tqdm(range(args.total_gradient_steps), "gradient steps", disable=None, mininterval=2.0)
+    for step in progress:
         # Algorithm 1, lines 5-7: every k gradient steps, one rollout joins D_samp (the first before
         # any gradient step, so that both halves of every batch exist from the start).
         if step % args.k == 0:
@@ -633,7 +636,8 @@ if __name__ == "__main__":
                     best = {"args": vars(args), "q_network": q_network.state_dict(), "gradient_steps": step + 1}
                     torch.save(best, f"runs/{run_name}/{args.exp_name}_best.pt")
                 best_eval[policy] = max(best_eval.get(policy, 0.0), success_rate)
-                print(
+                progress.set_postfix_str(f"eval {policy} success {success_rate:.2f}", refresh=False)
+                tqdm.write(
                     f"step {step + 1}: env steps {env_steps}, eval {policy} return {mean_return:.1f} success {success_rate:.2f}"
                 )
 

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
 
 @dataclass
@@ -440,7 +441,9 @@ if __name__ == "__main__":
     )
     envs.reset(seed=args.seed)  # seeds the environments' RNGs; later resets continue their streams
     env_steps, training_returns, start_time = 0, [], time.time()
-    for step in range(args.total_gradient_steps):
+    # a progress bar on a terminal only (disable=None): redirected logs and CI stay plain text
+    progress = tqdm(range(args.total_gradient_steps), "gradient steps", disable=None, mininterval=2.0)
+    for step in progress:
         # Algorithm 1, lines 5-7: every k gradient steps, one rollout of pi_theta joins D_samp (the
         # first before any gradient step, so that both halves of every batch exist from the start);
         # with num_envs environments, num_envs rollouts at once every k * num_envs gradient steps.
@@ -482,14 +485,15 @@ if __name__ == "__main__":
             writer.add_scalar("charts/SPS", int(env_steps / elapsed), step)
             writer.add_scalar("charts/gradient_steps_per_s", int((step + 1) / elapsed), step)
         if step % 1000 == 0:
-            print(f"step {step}: env steps {env_steps}, last training return {training_returns[-1]:.1f}")
+            tqdm.write(f"step {step}: env steps {env_steps}, last training return {training_returns[-1]:.1f}")
 
         if args.eval_frequency and (step + 1) % args.eval_frequency == 0:
             for policy in ("greedy", "boltzmann"):
                 seed = args.seed + 1_000_000 + step
                 mean_return, _ = evaluate(eval_envs, q_network, policy, args.eval_episodes, args.alpha, device, seed)
                 writer.add_scalar(f"eval/{policy}_episodic_return", mean_return, step)
-                print(f"step {step + 1}: eval {policy} return {mean_return:.1f} ({eval_start_state} start)")
+                progress.set_postfix_str(f"eval {policy} return {mean_return:.1f}", refresh=False)
+                tqdm.write(f"step {step + 1}: eval {policy} return {mean_return:.1f} ({eval_start_state} start)")
 
     wall_time = time.time() - start_time
     print(

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
 gym.register_envs(ale_py)  # the `*NoFrameskip-v4` ids
 
@@ -430,15 +431,18 @@ if __name__ == "__main__":
     agent_buffer.start_episodes(np.arange(args.num_envs), obs[:, -1])
     global_step, gradient_steps, next_eval, start_time = 0, 0, args.eval_frequency, time.time()
     learning_start = None  # (env steps, time) of the first gradient step, for the steady-state speed
+    # a progress bar on a terminal only (disable=None): redirected logs and CI stay plain text
+    progress = tqdm(total=args.total_timesteps, desc="env steps", disable=None, mininterval=2.0)
     while global_step < args.total_timesteps:
         # Algorithm 1, lines 5-7 with k = 1: act with the Boltzmann policy; store what happened.
         with torch.no_grad():
             actions = boltzmann_actions(q_network(torch.as_tensor(obs, device=device)), args.alpha).cpu().numpy()
         next_obs, _, terminated, truncated, infos = envs.step(actions)
         global_step += args.num_envs
+        progress.update(args.num_envs)
         for i in store_step(agent_buffer, next_obs, actions, terminated, truncated, infos):
             episode = infos["final_info"]["episode"]  # the true game score, whole game
-            print(f"global_step={global_step}, episodic_return={episode['r'][i]:.0f}")
+            tqdm.write(f"global_step={global_step}, episodic_return={episode['r'][i]:.0f}")
             writer.add_scalar("charts/episodic_return", episode["r"][i], global_step)
             writer.add_scalar("charts/episodic_length", episode["l"][i], global_step)
         obs = next_obs
@@ -472,15 +476,16 @@ if __name__ == "__main__":
                 writer.add_scalar("losses/q_samp", q_sa[half:].mean().item(), global_step)
                 sps = int(global_step / (time.time() - start_time))
                 writer.add_scalar("charts/SPS", sps, global_step)
-                print(f"SPS: {sps}")
 
         if args.eval_frequency and args.eval_episodes and global_step >= next_eval:
             next_eval += args.eval_frequency
             seed = args.seed + 1_000_000 + global_step
             returns = evaluate(args.env_id, q_network, args.eval_episodes, seed, device, args.max_episode_steps)
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
-            print(f"global_step={global_step}, greedy evaluation return {np.mean(returns):.1f}")
+            progress.set_postfix_str(f"eval greedy return {np.mean(returns):.1f}", refresh=False)
+            tqdm.write(f"global_step={global_step}, greedy evaluation return {np.mean(returns):.1f}")
 
+    progress.close()
     wall_time = time.time() - start_time
     print(f"trained {global_step} env steps, {gradient_steps} gradient steps in {wall_time:.0f} s")
     if learning_start and global_step > learning_start[0]:

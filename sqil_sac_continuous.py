@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
 # Defaults that depend on the environment (matched by the start of --env-id; 1 elsewhere): r_demo is the
 # paper's (Section A.3); lambda_samp is the paper's 1 except on Humanoid (docs/mujoco.md, Humanoid).
@@ -111,6 +112,10 @@ class Args:
         None
     )
     """the entropy --autotune aims at"""
+    log_prob_space: Literal["squashed", "action"] = "squashed"
+    """where log pi(a|s) is a density: of tanh(u) in [-1, 1]^d (squashed; Stable-Baselines3) or of the action
+    rescaled to the bounds (action; CleanRL), which subtracts sum log((high - low) / 2). With a fixed --alpha the
+    entropy bonus per step differs by alpha times that sum: 0 where the bounds are +-1, 3.1 on Humanoid"""
     backup_entropy: bool = True
     """SAC's critic target adds the next step's entropy bonus -alpha log pi(a'|s'); --no-backup-entropy keeps
     the entropy in the actor's loss only (Yu et al. 2022), so that with SQIL's rewards (0 and r_demo > 0) no
@@ -256,7 +261,7 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 class Actor(nn.Module):
     """a = tanh(u) rescaled to the action bounds, u ~ N(mu(s), sigma(s)) (the same policy as bc.py)."""
 
-    def __init__(self, obs_dim: int, action_space: gym.spaces.Box, hidden: int = 256):
+    def __init__(self, obs_dim: int, action_space: gym.spaces.Box, hidden: int = 256, log_prob_space: str = "squashed"):
         super().__init__()
         self.trunk = nn.Sequential(
             nn.Linear(obs_dim, hidden),
@@ -267,6 +272,9 @@ class Actor(nn.Module):
         )
         self.register_buffer("action_scale", torch.tensor((action_space.high - action_space.low) / 2.0).float())
         self.register_buffer("action_bias", torch.tensor((action_space.high + action_space.low) / 2.0).float())
+        # the density of the rescaled action is that of tanh(u) divided by the rescale's Jacobian, prod(scale)
+        scale = (action_space.high.astype(np.float64) - action_space.low) / 2.0
+        self.log_prob_shift = float(np.log(scale).sum()) if log_prob_space == "action" else 0.0
 
     def forward(self, obs: torch.Tensor):
         """Returns a sampled action, its log-likelihood log pi(a|s), and the deterministic (mean) action."""
@@ -274,7 +282,7 @@ class Actor(nn.Module):
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
         std = log_std.exp()
         u = mean + std * torch.randn_like(mean)  # reparameterised, so the actor loss differentiates through it
-        log_prob = squashed_gaussian_log_prob(u, mean, log_std)
+        log_prob = squashed_gaussian_log_prob(u, mean, log_std) - self.log_prob_shift
         return self.rescale(torch.tanh(u)), log_prob, self.rescale(torch.tanh(mean))
 
     def rescale(self, squashed: torch.Tensor) -> torch.Tensor:
@@ -284,7 +292,8 @@ class Actor(nn.Module):
 def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """log density of tanh(u), u ~ N(mean, exp(log_std)), summed over action dimensions. The change of
     variables subtracts log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), a form that stays finite
-    where tanh(u) rounds to +-1. (The affine rescale to the action bounds adds a constant, left out.)"""
+    where tanh(u) rounds to +-1. (The affine rescale to the action bounds subtracts a constant: Actor's
+    log_prob_shift, with --log-prob-space action.)"""
     gaussian = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * np.log(2 * np.pi)
     log_det = 2.0 * (np.log(2.0) - u - F.softplus(-2.0 * u))
     return (gaussian - log_det).sum(-1)
@@ -455,7 +464,7 @@ if __name__ == "__main__":
         )
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
 
-    actor = Actor(obs_dim, env.action_space).to(device)
+    actor = Actor(obs_dim, env.action_space, log_prob_space=args.log_prob_space).to(device)
     qf = TwinSoftQNetwork(obs_dim, action_dim).to(device)
     qf_target = TwinSoftQNetwork(obs_dim, action_dim).to(device)
     qf_target.load_state_dict(qf.state_dict())
@@ -529,7 +538,10 @@ if __name__ == "__main__":
     obs, _ = env.reset(seed=args.seed + start_step)
     start_time, learning_start_time, learning_start_step = time.time(), None, None
     actor_loss = torch.zeros(())  # logged before the first (delayed) actor step when policy_frequency > 1
-    for global_step in range(start_step, args.total_timesteps):
+    # a progress bar on a terminal only (disable=None): redirected logs and CI stay plain text
+    steps = range(start_step, args.total_timesteps)
+    progress = tqdm(steps, "env steps", args.total_timesteps, initial=start_step, disable=None, mininterval=2.0)
+    for global_step in progress:
         # Act: uniformly random actions at first, then the stochastic policy, as SAC does.
         if global_step < args.learning_starts:
             action = env.action_space.sample()
@@ -611,7 +623,7 @@ if __name__ == "__main__":
             sps = int((global_step - learning_start_step) / max(time.time() - learning_start_time, 1e-9))
             writer.add_scalar("charts/SPS", sps, global_step)
             if global_step % 10_000 == 0:
-                print(
+                tqdm.write(
                     f"step {global_step}: SPS {sps}, alpha {alpha.item():.3f}, entropy {entropy:.1f}, "
                     f"q {q_values.mean().item():.1f}"
                 )
@@ -621,7 +633,8 @@ if __name__ == "__main__":
                 eval_env, actor, args.eval_episodes, True, device, args.seed + global_step
             )
             writer.add_scalar("eval/episodic_return", mean_return, global_step)
-            print(f"step {global_step + 1}: deterministic evaluation return {mean_return:.1f} +- {std_return:.1f}")
+            progress.set_postfix_str(f"eval deterministic return {mean_return:.1f}", refresh=False)
+            tqdm.write(f"step {global_step + 1}: deterministic evaluation return {mean_return:.1f} +- {std_return:.1f}")
         if args.checkpoint_frequency and (global_step + 1) % args.checkpoint_frequency == 0:
             save_checkpoint(global_step + 1)
 

@@ -1,5 +1,6 @@
 """Shared helpers: every script is run as a user would run it, in a subprocess with tiny flags."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -35,6 +36,46 @@ def run_script(tmp_path):
         return result
 
     return run
+
+
+CLOCK = ("sps", "per_s", "time")  # TensorBoard tags and results.json keys that time the run rather than record it
+
+
+@pytest.fixture
+def check_the_seed_decides_the_run(run_script, tmp_path):
+    """Runs `python <script> <args>` twice with one seed and once with another, and checks that everything the
+    run records (every TensorBoard scalar, every entry of results.json; not the clock's, not the echoed flags)
+    repeats with the seed and changes with another seed: every number in the docs relies on the first half."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    names = itertools.count()
+
+    def record(script: str, args: tuple[str, ...], seed: int) -> dict:
+        name = f"seed{seed}run{next(names)}"
+        run_script(script, *args, "--seed", str(seed), "--exp-name", name)
+        (run_dir,) = tmp_path.glob(f"runs/*__{name}__*")
+        events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+        events.Reload()
+        scalars = {
+            tag: [(event.step, event.value) for event in events.Scalars(tag)]
+            for tag in events.Tags()["scalars"]
+            if not any(clock in tag.lower() for clock in CLOCK)
+        }
+        results = json.loads((run_dir / "results.json").read_text())
+        results = {k: v for k, v in results.items() if k != "args" and not any(clock in k.lower() for clock in CLOCK)}
+        assert scalars and results, f"{script} logged nothing to compare"
+        return {"scalars": scalars, "results": results}
+
+    def check(script: str, *args: str) -> None:
+        first = record(script, args, seed=1)
+        again = record(script, args, seed=1)
+        for part in ("scalars", "results"):
+            for key in first[part]:
+                assert again[part].get(key) == first[part][key], f"{script}: {part} {key} differs with the same seed"
+            assert again[part].keys() == first[part].keys()
+        assert record(script, args, seed=2) != first, f"{script}: seed 2 recorded exactly what seed 1 did"
+
+    return check
 
 
 @pytest.fixture

@@ -76,6 +76,10 @@ def test_lunar_shifted_start_with_saved_model(run_script, tmp_path):
     policy.load_state_dict(torch.load(model))
 
 
+def test_the_same_seed_gives_the_same_run(check_the_seed_decides_the_run):
+    check_the_seed_decides_the_run("bc.py", "--start-state", "shifted", "--final-eval-episodes", "2", *TINY)
+
+
 def test_atari_crosses_an_episode_end(run_script):
     result = run_script(
         "bc.py", "--env-id", "BreakoutNoFrameskip-v4", "--max-episode-steps", "30", "--final-eval-episodes", "2",

@@ -85,6 +85,12 @@ def test_smoke_crosses_episode_ends(run_script, tmp_path, variant, formula):
     assert set(torch.load(model)) == {"q_network", "discriminator"}
 
 
+def test_the_same_seed_gives_the_same_run(check_the_seed_decides_the_run):
+    check_the_seed_decides_the_run(
+        "gail_dqn.py", "--max-episode-steps", "60", "--num-demos", "10", "--final-eval-episodes", "1", *TINY
+    )
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -1,8 +1,15 @@
 """rbc_lunar.py: exact checks of the objectives (Eq. 4-8, Appendix A.1), the balanced batch, the
 shifted start, and smoke runs of every loss and ablation flag."""
 
+import fcntl
 import json
+import os
+import pty
+import re
+import struct
+import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import numpy as np
@@ -278,18 +285,30 @@ def test_smoke(run_script, tmp_path, variant):
         assert results["env_steps"] <= 30 * results["training_episodes"]
 
 
-def test_the_same_seed_gives_the_same_run(run_script, tmp_path):
-    """Every number a run reports is reproducible from its seed on the CPU; another seed changes them."""
+def test_the_same_seed_gives_the_same_run(check_the_seed_decides_the_run):
+    check_the_seed_decides_the_run("rbc_lunar.py", *FLAGS)
 
-    def run(name: str, seed: str) -> dict:
-        run_script("rbc_lunar.py", *FLAGS, "--seed", seed, "--exp-name", name)
-        (path,) = tmp_path.glob(f"runs/*__{name}__*/results.json")
-        results = json.loads(path.read_text())
-        return {key: value for key, value in results.items() if key not in ("args", "wall_time_s")}
 
-    first = run("first", "3")
-    assert run("again", "3") == first
-    assert run("other", "4") != first
+def test_a_terminal_shows_a_progress_bar(tmp_path):
+    """On a terminal a run shows tqdm's bar: steps done of the budget, elapsed<remaining, rate, latest evaluation."""
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # a new pty is 0 columns wide
+    command = [sys.executable, str(ROOT / "rbc_lunar.py"), *FLAGS]
+    process = subprocess.Popen(command, cwd=tmp_path, stdin=terminal, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the run has ended and closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(main)
+    assert process.wait(timeout=600) == 0, output.decode(errors="replace")[-3000:]
+    text = output.decode(errors="replace")
+    assert re.search(r"gradient steps: 100%.*400/400 \[\d\d:\d\d<00:00, [\d.]+(it/s|s/it), eval boltzmann success", text), text
 
 
 def test_bad_demonstrations_are_one_clear_sentence(run_script, tmp_path):

@@ -154,6 +154,10 @@ def test_smoke_both_start_states(run_script, tmp_path, start_state):
         car.QNetwork(5).load_state_dict(torch.load(model))
 
 
+def test_the_same_seed_gives_the_same_run(check_the_seed_decides_the_run):
+    check_the_seed_decides_the_run("sqil_car_racing.py", *TINY)
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

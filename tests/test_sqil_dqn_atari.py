@@ -127,6 +127,14 @@ def test_smoke_two_envs_crossing_truncations_with_saved_model(run_script, tmp_pa
     atari.QNetwork(4).load_state_dict(torch.load(model))
 
 
+def test_the_same_seed_gives_the_same_run(check_the_seed_decides_the_run):
+    check_the_seed_decides_the_run(
+        "sqil_dqn_atari.py", "--total-timesteps", "140", "--num-envs", "2", "--learning-starts", "40",
+        "--max-episode-steps", "30", "--eval-frequency", "70", "--eval-episodes", "1", "--num-demos", "2",
+        "--buffer-size", "100", "--target-network-frequency", "5", "--train-frequency", "1", "--batch-size", "8",
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

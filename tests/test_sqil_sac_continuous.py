@@ -62,6 +62,28 @@ def test_actor_actions_stay_in_the_bounds_and_the_mean_is_deterministic():
     assert log_prob.shape == (500,)
 
 
+@pytest.mark.parametrize("log_prob_space", ["squashed", "action"])
+def test_actor_log_prob_is_the_density_of_its_convention(log_prob_space):
+    """squashed: the density of tanh(u) (TanhTransform); action: the density of the action itself, tanh(u) then
+    rescaled to the bounds (TanhTransform, AffineTransform). On Humanoid's bounds the two differ by 15.6 nats."""
+    space = gym.spaces.Box(np.array([-0.4, 0.0, -1.0], np.float32), np.array([0.4, 2.0, 1.0], np.float32))
+    torch.manual_seed(0)
+    actor = sac.Actor(5, space, log_prob_space=log_prob_space).double()
+    obs = torch.randn(64, 5, dtype=torch.float64)
+    actions, log_prob, _ = actor(obs)
+    mean, log_std = actor.trunk(obs).chunk(2, dim=-1)
+    log_std = sac.LOG_STD_MIN + 0.5 * (sac.LOG_STD_MAX - sac.LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+    transforms = [torch.distributions.TanhTransform()]
+    if log_prob_space == "action":
+        transforms.append(torch.distributions.AffineTransform(actor.action_bias, actor.action_scale))
+    reference = torch.distributions.TransformedDistribution(torch.distributions.Normal(mean, log_std.exp()), transforms)
+    value = actions if log_prob_space == "action" else (actions - actor.action_bias) / actor.action_scale
+    torch.testing.assert_close(log_prob, reference.log_prob(value).sum(-1))
+    humanoid = gym.make("Humanoid-v5").action_space
+    shift = sac.Actor(348, humanoid, log_prob_space="action").log_prob_shift
+    assert shift == pytest.approx(17 * np.log(0.4)) and sac.Actor(348, humanoid).log_prob_shift == 0.0
+
+
 def test_twin_critics_are_two_independent_networks():
     torch.manual_seed(0)
     qf = sac.TwinSoftQNetwork(obs_dim=4, action_dim=2, hidden=8)
@@ -136,11 +158,17 @@ def test_halfcheetah_sqil_crosses_truncations_saves_and_evaluates(run_script, tm
     np.testing.assert_array_equal(demos["next_obs"][:-1], demos["obs"][1:])
 
 
+def test_the_same_seed_gives_the_same_run(check_the_seed_decides_the_run, tmp_path, write_random_demos):
+    write_random_demos(tmp_path / "cheetah.npz", "HalfCheetah-v5")
+    check_the_seed_decides_the_run("sqil_sac_continuous.py", "--demo-path", str(tmp_path / "cheetah.npz"), *TINY)
+
+
 def test_humanoid_sqil_crosses_terminations(run_script, tmp_path, write_random_demos):
     write_random_demos(tmp_path / "humanoid.npz", "Humanoid-v5")  # random Humanoids fall: terminated ends
     assert np.load(tmp_path / "humanoid.npz")["terminated"].any()
     result = run_script(
-        "sqil_sac_continuous.py", "--env-id", "Humanoid-v5", "--demo-path", str(tmp_path / "humanoid.npz"), *TINY
+        "sqil_sac_continuous.py", "--env-id", "Humanoid-v5", "--demo-path", str(tmp_path / "humanoid.npz"),
+        "--log-prob-space", "action", *TINY,
     )  # fmt: skip
     assert "r_demo 5.0, lambda_samp 0.25" in result.stdout and "final deterministic evaluation" in result.stdout
 
