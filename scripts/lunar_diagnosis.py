@@ -29,6 +29,7 @@ S3 = (1, 2, 3)
 EXPERT = {"--demo-path": "demos/expert/LunarLander-v3.npz"}  # the trained expert's demonstrations
 G3 = {"--gamma": "0.99", "--learning-rate": "3e-4"}
 G3C = {**G3, "--clip-values": True}
+POLYAK = {"--tau": "0.005", "--target-network-frequency": "1"}
 # (point, what changes from BASE, start state, seeds, gradient steps), in the order the table shows them
 POINTS = [
     ("B", {}, "demo", S3, 50_000),
@@ -67,6 +68,8 @@ POINTS = [
     ("E_G_lr3e-4_clip", {**EXPERT, **G3C}, "demo", S3, 100_000),
     ("E_G_lr3e-4_clip_anneal", {**EXPERT, **G3C, "--anneal-lr": True}, "shifted", S3, 100_000),
     ("E_G_clip", {**EXPERT, "--gamma": "0.99", "--clip-values": True}, "shifted", (1, 2), 100_000),  # lr 1e-3
+    # Session 16: the new defaults with a Polyak-averaged target (tau 0.005 every step) instead of a copy every 100
+    ("E_G_lr3e-4_clip_polyak", {**EXPERT, **G3C, **POLYAK}, "shifted", S3, 100_000),
 ]
 
 

@@ -80,16 +80,21 @@ LUNAR_EVAL = r"step (\d+): env steps (\d+), eval greedy return [-\d.]+ success (
 LUNAR_FINAL = r"final greedy evaluation \(\w+ start\): return [-\d.]+, success ([\d.]+)"
 
 
-def lunar(out_dir: Path) -> Path | None:
+def lunar(out_dir: Path, steps: int = 100_000, name: str = "lunar_lander.png") -> Path | None:
+    """The runs of one budget (gradient steps): a panel per demonstration file and start state they cover."""
     folder = RESULTS / "lunar_fig4"
-    demos = sorted({p.parent.name.split("__")[1] for p in folder.glob("*__*__*__*__*/results.json")})
+    runs = [p.parent.name.split("__") for p in folder.glob(f"*__*__*__{steps}__*/results.json")]
+    demos = sorted({run[1] for run in runs})
+    starts = [start for start in ("shifted", "demo") if any(run[2] == start for run in runs)]
     if not demos:
         return None
-    fig, axes = plt.subplots(len(demos), 2, figsize=(11, 3.6 * len(demos)), squeeze=False)
+    fig, axes = plt.subplots(len(demos), len(starts), figsize=(5.5 * len(starts), 3.6 * len(demos)), squeeze=False)
     for row_axes, demo in zip(axes, demos):
-        for ax, start in zip(row_axes, ("shifted", "demo")):
+        for ax, start in zip(row_axes, starts):
             finished = {  # row -> logs of its finished runs
-                row: sorted(p.parent / "log.txt" for p in folder.glob(f"{row}__{demo}__{start}__*__*/results.json"))
+                row: sorted(
+                    p.parent / "log.txt" for p in folder.glob(f"{row}__{demo}__{start}__{steps}__*/results.json")
+                )
                 for row in ("SQIL", "RBC", "SQIL-paper-values", "BC")
             }
             for row, color in (("SQIL", "C0"), ("RBC", "C2"), ("SQIL-paper-values", "C3")):
@@ -99,12 +104,16 @@ def lunar(out_dir: Path) -> Path | None:
             expert = RESULTS / "lunar_expert" / demo / "success.txt"  # the expert's own success from each start
             if expert.exists():
                 level(ax, final_value(expert, rf"{start} start: success ([\d.]+)"), "expert", "k", ":")
-            ax.set_title(f"{demo} demonstrations, {start} start")
+            ax.set_title(f"{demo} demonstrations, {start} start, {steps // 1000}k gradient steps")
             ax.set_xlabel("environment steps")
             ax.set_ylabel("greedy landing success (10 episodes)")
             ax.set_ylim(-0.05, 1.05)
             ax.legend(fontsize=8, loc="lower right")
-    return save(fig, out_dir / "lunar_lander.png")
+    return save(fig, out_dir / name)
+
+
+def lunar_longer(out_dir: Path) -> Path | None:
+    return lunar(out_dir, 200_000, "lunar_lander_200k.png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,6 +217,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=DOCS, help="folder for the PNG files")
     out_dir = parser.parse_args().out
     out_dir.mkdir(parents=True, exist_ok=True)
-    for make in (lunar, mujoco, single_runs, car_racing):
+    for make in (lunar, lunar_longer, mujoco, single_runs, car_racing):
         if (out := make(out_dir)) is not None:
             print(f"wrote {out}")

@@ -308,7 +308,9 @@ def test_a_terminal_shows_a_progress_bar(tmp_path):
     os.close(main)
     assert process.wait(timeout=600) == 0, output.decode(errors="replace")[-3000:]
     text = output.decode(errors="replace")
-    assert re.search(r"gradient steps: 100%.*400/400 \[\d\d:\d\d<00:00, [\d.]+(it/s|s/it), eval boltzmann success", text), text
+    assert re.search(
+        r"gradient steps: 100%.*400/400 \[\d\d:\d\d<00:00, [\d.]+(it/s|s/it), eval boltzmann success", text
+    ), text
 
 
 def test_bad_demonstrations_are_one_clear_sentence(run_script, tmp_path):
