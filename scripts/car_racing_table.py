@@ -1,25 +1,23 @@
-"""Runs (or resumes) the CarRacing table of paper Figure 1 (and Figure 5) and prints it as Markdown.
+"""The sweep of the CarRacing table (paper Figure 1 and Figure 5), run and printed by scripts/sweep.py.
 
-    python scripts/car_racing_table.py --seeds 1 --steps 2500 --eval-episodes 10 --jobs 2
-    python scripts/car_racing_table.py --seeds 1 --steps 2500 --eval-episodes 10 --report-only
+    python scripts/sweep.py car_racing --seeds 1 --steps 2500 --eval-episodes 10 --jobs 2
+    python scripts/sweep.py car_racing --seeds 1 --steps 2500 --eval-episodes 10 --report-only
 
 Each (row, start state, seed) is one run of `sqil_car_racing.py`, `bc.py` or `gail_dqn.py`, whose
-results.json and log land in `results/car_racing/<row>__<start>__<steps>__<seed>/`; a run whose
-results exist is skipped, so the table can be filled across sessions. The Random row plays the
-uniform policy and the Expert row the scripted expert that recorded the demonstrations
-(`collect_demos.car_racing_expert`), both without training, over the same number of episodes.
+results.json and log land in `results/car_racing/<row>__<start>__<steps>__<seed>/`. The Random row
+plays the uniform policy and the Expert row the scripted expert that recorded the demonstrations
+(`collect_demos.car_racing_expert`), both without training, over the same number of episodes (this
+file run as a script: `python scripts/car_racing_table.py --play Expert --start rotated --seed 1`).
 "Rotated" is the paper's domain shift (the car starts perpendicular to the track), "demo" no shift.
 """
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from sweep import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,30 +47,47 @@ TRAINED = {
 STARTS = ("rotated", "demo")
 
 
-def run_dir(row: str, start: str, seed: int, steps: int) -> Path:
-    return ROOT / "results" / "car_racing" / f"{row}__{start}__{steps}__{seed}"
+RESULTS = ROOT / "results" / "car_racing"
 
 
-def run(row: str, start: str, seed: int, steps: int, eval_episodes: int) -> None:
-    out = run_dir(row, start, seed, steps)
-    if (out / "results.json").exists():
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    if row in ("Random", "Expert"):
-        return play(row, start, seed, eval_episodes, out)
-    script, flags, _ = TRAINED[row]
-    flags = [*flags, "--start-state", start, "--seed", str(seed), "--total-gradient-steps", str(steps)]
-    flags += ["--final-eval-episodes", str(eval_episodes), "--eval-frequency", "100000000"]
-    with open(out / "log.txt", "w") as log:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; runs go in parallel
-        subprocess.run(
-            [sys.executable, str(ROOT / script), *flags], cwd=out, stdout=log, stderr=log, check=True, env=env
-        )
-    (produced,) = out.glob("runs/*/results.json")
-    produced.rename(out / "results.json")
+def run_name(row: str, start: str, seed: int, steps: int) -> str:
+    return f"{row}__{start}__{steps}__{seed}"
 
 
-def play(row: str, start: str, seed: int, episodes: int, out: Path) -> None:
+def runs(args: argparse.Namespace) -> list[Run]:
+    found = []
+    for row in args.rows:
+        for start in STARTS:
+            for seed in args.seeds:
+                if row in ("Random", "Expert"):
+                    script = "scripts/car_racing_table.py"
+                    flags = [
+                        "--play",
+                        row,
+                        "--start",
+                        start,
+                        "--seed",
+                        str(seed),
+                        "--episodes",
+                        str(args.eval_episodes),
+                    ]
+                else:
+                    script, flags, _ = TRAINED[row]
+                    flags = [
+                        *flags,
+                        "--start-state",
+                        start,
+                        "--seed",
+                        str(seed),
+                        "--total-gradient-steps",
+                        str(args.steps),
+                    ]
+                    flags += ["--final-eval-episodes", str(args.eval_episodes), "--eval-frequency", "100000000"]
+                found.append(Run(run_name(row, start, seed, args.steps), script, tuple(flags)))
+    return found
+
+
+def play(row: str, start: str, seed: int, episodes: int) -> None:
     """Random: the uniform policy; Expert: the scripted expert, which reads the track and recovers from
     the rotated start too. Both from the same start states and preprocessing as the trained rows."""
     import collect_demos
@@ -88,15 +103,16 @@ def play(row: str, start: str, seed: int, episodes: int, out: Path) -> None:
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
         returns.append(float(info["episode"]["r"]))
-    (out / "results.json").write_text(
+    Path("runs/play").mkdir(parents=True, exist_ok=True)  # where the sweep runner looks, as for a trained row
+    Path("runs/play/results.json").write_text(
         json.dumps({"row": row, "start": start, "returns": returns, "final_return": float(np.mean(returns))})
     )
 
 
-def cell(row: str, start: str, seeds: list[int], steps: int) -> str:
+def cell(row: str, start: str, args: argparse.Namespace) -> str:
     values = []
-    for seed in seeds:
-        path = run_dir(row, start, seed, steps) / "results.json"
+    for seed in args.seeds:
+        path = args.results / run_name(row, start, seed, args.steps) / "results.json"
         if path.exists():
             results = json.loads(path.read_text())
             values.append(results["final_return"] if row in ("Random", "Expert") else results[TRAINED[row][2]])
@@ -107,21 +123,27 @@ def cell(row: str, start: str, seeds: list[int], steps: int) -> str:
     return f"{np.mean(values):.0f} ± {np.std(values, ddof=1) / np.sqrt(len(values)):.0f} ({len(values)} seeds)"
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--steps", type=int, default=2500, help="gradient steps of every trained row")
     parser.add_argument("--eval-episodes", type=int, default=10, help="final evaluation episodes (paper: 100)")
-    parser.add_argument("--rows", nargs="+", default=["Random", "Expert", *TRAINED])
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
-    if not args.report_only:
-        jobs = [(row, start, seed) for row in args.rows for start in STARTS for seed in args.seeds]
-        with ThreadPoolExecutor(args.jobs) as pool:
-            for job in [pool.submit(run, *job, args.steps, args.eval_episodes) for job in jobs]:
-                job.result()
+    parser.add_argument(
+        "--rows", nargs="+", default=["Random", "Expert", *TRAINED], choices=["Random", "Expert", *TRAINED]
+    )
+
+
+def report(args: argparse.Namespace) -> None:
     print("| row | rotated start (domain shift) | paper | default start (no shift) | paper |\n|---|---|---|---|---|")
     for row in ["Random", "BC", "GAIL-DQL-B", "GAIL-DQL-U", "SQIL", "Expert"]:
-        shifted, default = (cell(row, start, args.seeds, args.steps) for start in STARTS)
+        shifted, default = (cell(row, start, args) for start in STARTS)
         print(f"| {row} | {shifted} | {PAPER[row][0]} | {default} | {PAPER[row][1]} |")
+
+
+if __name__ == "__main__":  # a Random or Expert row's run: play, no training
+    parser = argparse.ArgumentParser(description="plays the uniform policy or the scripted expert")
+    parser.add_argument("--play", choices=["Random", "Expert"], required=True)
+    parser.add_argument("--start", choices=STARTS, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--episodes", type=int, default=10)
+    played = parser.parse_args()
+    play(played.play, played.start, played.seed, played.episodes)

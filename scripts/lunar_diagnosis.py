@@ -1,25 +1,22 @@
 """The LunarLander diagnosis: from a SQIL configuration that lands, one factor at a time towards the
 paper's printed values (docs/lunar_lander.md, "Which factors matter").
 
-    python scripts/lunar_diagnosis.py --jobs 2            # run what is missing, then print the table
-    python scripts/lunar_diagnosis.py --report-only
+    python scripts/sweep.py lunar_diagnosis --jobs 2            # run what is missing, then print the table
+    python scripts/sweep.py lunar_diagnosis --points B G --jobs 2   # only these points
+    python scripts/sweep.py lunar_diagnosis --report-only
 
 Each (point, start, seed) is one run of `rbc_lunar.py` with the point's flags written out in full
 (so the table does not move when the file's defaults do), logged to
-`results/lunar_diagnosis/<point>__<start>__<steps>__<seed>/`; a run whose results.json exists is
-skipped.
+`results/lunar_diagnosis/<point>__<start>__<steps>__<seed>/`.
 """
 
 import argparse
 import json
-import os
 import re
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from sweep import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "lunar_diagnosis"
@@ -73,8 +70,8 @@ POINTS = [
 ]
 
 
-def run_dir(point: str, start: str, seed: int, steps: int) -> Path:
-    return RESULTS / f"{point}__{start}__{steps}__{seed}"
+def run_name(point: str, start: str, seed: int, steps: int) -> str:
+    return f"{point}__{start}__{steps}__{seed}"
 
 
 def switch(flag: str, on: bool) -> list[str]:
@@ -82,25 +79,21 @@ def switch(flag: str, on: bool) -> list[str]:
     return [flag if on else "--no-" + flag[2:]]
 
 
-def run(point: str, changes: dict, start: str, seed: int, steps: int) -> None:
-    out = run_dir(point, start, seed, steps)
-    if (out / "results.json").exists():
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    flags = {**BASE, **changes}
-    if "--demo-path" in flags:  # written relative to the repository in the table; the run starts in `out`
-        flags["--demo-path"] = str(ROOT / flags["--demo-path"])
-    command = [switch(k, v) if isinstance(v, bool) else [k, v] for k, v in flags.items()]
-    command = [item for items in command for item in items]
-    command += ["--start-state", start, "--seed", str(seed), "--total-gradient-steps", str(steps)]
-    command += ["--eval-frequency", "10000"]
-    with open(out / "log.txt", "w") as log:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; runs go in parallel
-        subprocess.run(
-            [sys.executable, str(ROOT / "rbc_lunar.py"), *command], cwd=out, stdout=log, stderr=log, check=True, env=env
-        )
-    (produced,) = out.glob("runs/*/results.json")
-    produced.rename(out / "results.json")
+def runs(args: argparse.Namespace) -> list[Run]:
+    found = []
+    for point, changes, start, seeds, steps in POINTS:
+        if args.points and point not in args.points:
+            continue
+        flags = {**BASE, **changes}
+        if "--demo-path" in flags:  # written relative to the repository in the table; the run starts in its folder
+            flags["--demo-path"] = str(ROOT / flags["--demo-path"])
+        command = [switch(k, v) if isinstance(v, bool) else [k, v] for k, v in flags.items()]
+        command = [item for items in command for item in items]
+        for seed in seeds:
+            rest = ["--start-state", start, "--seed", str(seed), "--total-gradient-steps", str(steps)]
+            rest += ["--eval-frequency", "10000"]
+            found.append(Run(run_name(point, start, seed, steps), "rbc_lunar.py", (*command, *rest)))
+    return found
 
 
 def cell(values: list[float]) -> str:
@@ -111,17 +104,14 @@ def cell(values: list[float]) -> str:
     return f"{np.mean(values):.2f} ± {np.std(values, ddof=1) / np.sqrt(len(values)):.2f}"
 
 
-def report() -> None:
+def report(args: argparse.Namespace) -> None:
     print(
         "| point | flags changed from B | start | steps | final greedy (100 eps) | best periodic (10 eps) | per seed |"
     )
     print("|---|---|---|---|---|---|---|")
     for point, changes, start, seeds, steps in POINTS:
-        done = [
-            run_dir(point, start, s, steps)
-            for s in seeds
-            if (run_dir(point, start, s, steps) / "results.json").exists()
-        ]
+        done = [args.results / run_name(point, start, s, steps) for s in seeds]
+        done = [folder for folder in done if (folder / "results.json").exists()]
         if not done:
             continue
         finals = [json.loads((d / "results.json").read_text())["final_greedy_success"] for d in done]
@@ -133,15 +123,5 @@ def report() -> None:
         print(f"| {point} | `{change}` | {start} | {steps // 1000}k | {cell(finals)} | {cell(best)} | {per_seed} |")
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one CPU core each)")
-    parser.add_argument("--report-only", action="store_true")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", nargs="*", help="run only these points (default: every missing run)")
-    args = parser.parse_args()
-    if not args.report_only:
-        jobs = [(p, changes, start, s, steps) for p, changes, start, seeds, steps in POINTS for s in seeds]
-        jobs = [job for job in jobs if not args.points or job[0] in args.points]
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda job: run(*job), jobs))
-    report()

@@ -1,24 +1,22 @@
-"""Runs (or resumes) the LunarLander table of paper Figure 4 and prints it as Markdown.
+"""The sweep of the LunarLander table (paper Figure 4), run and printed by scripts/sweep.py.
 
-    python scripts/lunar_table.py --seeds 1 2 3 --steps 100000 --jobs 2      # run what is missing
-    python scripts/lunar_table.py --seeds 1 2 3 --steps 100000 --report-only  # just the table
+    python scripts/sweep.py lunar --seeds 1 2 3 --steps 100000 --jobs 2      # run what is missing
+    python scripts/sweep.py lunar --seeds 1 2 3 --steps 100000 --report-only  # just the table
 
 Each (row, demonstration file, start state, seed) is one run of `rbc_lunar.py` (or of `bc.py` /
 `gail_dqn.py` for the baseline rows) whose log and results.json land in
-`results/lunar_fig4/<row>__<demos>__<start>__<steps>__<seed>/`; a run whose results exist is skipped,
-so the table can be filled across sessions. The Random row plays the uniform policy (no training).
+`results/lunar_fig4/<row>__<demos>__<start>__<steps>__<seed>/`. The Random row plays the uniform
+policy (no training) when the table is printed.
 """
 
 import argparse
 import json
-import os
 import re
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from sweep import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "lunar_fig4"
@@ -42,26 +40,23 @@ ROWS = {  # row name -> (script, flags); the paper's numbers (shifted start, def
 PAPER_RANDOM = (0.10, 0.04)
 
 
-def run_dir(row: str, demos: str, start: str, seed: int, steps: int) -> Path:
-    return RESULTS / f"{row}__{demos}__{start}__{steps}__{seed}"
+def run_name(row: str, demos: str, start: str, seed: int, steps: int) -> str:
+    return f"{row}__{demos}__{start}__{steps}__{seed}"
 
 
-def run(row: str, demos: str, start: str, seed: int, steps: int) -> None:
-    out = run_dir(row, demos, start, seed, steps)
-    if (out / "results.json").exists():
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    script, flags, _ = ROWS[row]
-    flags = [*flags, "--demo-path", str(DEMOS[demos]), "--start-state", start, "--seed", str(seed)]
-    flags += ["--total-gradient-steps", str(steps), "--eval-frequency", str(steps // 10)]
-    command = [sys.executable, str(ROOT / script), *flags]
-    with open(out / "log.txt", "w") as log:
-        log.write("# python " + " ".join([script, *flags]) + "\n")
-        log.flush()
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per run; runs go in parallel
-        subprocess.run(command, cwd=out, stdout=log, stderr=log, check=True, env=env)
-    (produced,) = out.glob("runs/*/results.json")
-    produced.rename(out / "results.json")
+def runs(args: argparse.Namespace) -> list[Run]:
+    found = []
+    for seed in args.seeds:  # seed-major: a sweep stopped early has every row at its first seeds
+        for demos in args.demos:
+            for row in args.rows:
+                for start in args.starts:
+                    if row == "Random":
+                        continue
+                    script, flags, _ = ROWS[row]
+                    flags = [*flags, "--demo-path", str(DEMOS[demos]), "--start-state", start, "--seed", str(seed)]
+                    flags += ["--total-gradient-steps", str(args.steps), "--eval-frequency", str(args.steps // 10)]
+                    found.append(Run(run_name(row, demos, start, seed, args.steps), script, tuple(flags)))
+    return found
 
 
 def random_policy_success(start: str, episodes: int = 1000) -> float:
@@ -89,7 +84,8 @@ def cell(values: list[float]) -> str:
     return f"{np.mean(values):.2f} ± {stderr:.2f} (n={len(values)})"
 
 
-def report(seeds: list[int], steps: int, demo_names: list[str]) -> None:
+def report(args: argparse.Namespace) -> None:
+    seeds, steps, demo_names = args.seeds, args.steps, args.demos
     for demos in demo_names:
         print(f"\n{demos} demonstrations ({DEMOS[demos].relative_to(ROOT)}), {steps} gradient steps\n")
         print(
@@ -97,7 +93,7 @@ def report(seeds: list[int], steps: int, demo_names: list[str]) -> None:
             "| default: best of 100 training eps | default: final greedy | default: best periodic | paper |"
         )
         print("|---|---|---|---|---|---|---|---|---|")
-        if demos == demo_names[0]:
+        if demos == demo_names[0] and "Random" in args.rows:
             print(
                 f"| Random | {random_policy_success('shifted'):.2f} (1000 eps) | same | - | {PAPER_RANDOM[0]} "
                 f"| {random_policy_success('demo'):.2f} (1000 eps) | same | - | {PAPER_RANDOM[1]} |"
@@ -105,11 +101,8 @@ def report(seeds: list[int], steps: int, demo_names: list[str]) -> None:
         for row, (_, _, paper) in ROWS.items():
             cells = []
             for start, paper_value in (("shifted", paper[0]), ("demo", paper[1])):
-                results = [
-                    json.loads((run_dir(row, demos, start, s, steps) / "results.json").read_text())
-                    for s in seeds
-                    if (run_dir(row, demos, start, s, steps) / "results.json").exists()
-                ]
+                paths = [args.results / run_name(row, demos, start, s, steps) / "results.json" for s in seeds]
+                results = [json.loads(path.read_text()) for path in paths if path.exists()]
                 cells += [
                     cell([r["best_training_success"] for r in results if "best_training_success" in r]),
                     cell([r.get("final_greedy_success", r.get("final_deterministic_success")) for r in results]),
@@ -127,24 +120,9 @@ def report(seeds: list[int], steps: int, demo_names: list[str]) -> None:
             print(f"| Expert ({expert.relative_to(ROOT)}) | - | {shifted} | - | 0.93 | - | {default} | - | 0.89 |")
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--steps", type=int, default=100_000, help="gradient steps per run")
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--rows", nargs="+", default=["Random", *ROWS], choices=["Random", *ROWS])
     parser.add_argument("--demos", nargs="+", default=list(DEMOS), choices=list(DEMOS))
     parser.add_argument("--starts", nargs="+", default=["shifted", "demo"], choices=["shifted", "demo"])
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one CPU core each)")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
-    if not args.report_only:
-        jobs = [
-            (row, demos, start, seed, args.steps)
-            for seed in args.seeds
-            for demos in args.demos
-            for row in args.rows
-            for start in args.starts
-        ]
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda job: run(*job), jobs))
-    report(args.seeds, args.steps, args.demos)

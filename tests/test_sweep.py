@@ -1,0 +1,162 @@
+"""scripts/sweep.py: local runs, the submitit path (debug executor, no cluster), resuming, failures, and the
+repository's table sweeps."""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import sweep  # noqa: E402
+
+# A sweep of two short rbc_lunar.py runs; its report prints each run's env steps from results.json.
+LUNAR_SWEEP = """
+import json
+from pathlib import Path
+from sweep import Run
+
+RESULTS = Path({results!r})
+
+def add_arguments(parser):
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+
+def runs(args):
+    flags = ("--total-gradient-steps", "200", "--eval-frequency", "100", "--eval-episodes", "1", "--final-eval-episodes", "1")
+    return [Run(f"lunar__{{seed}}", "rbc_lunar.py", (*flags, "--seed", str(seed))) for seed in args.seeds]
+
+def report(args):
+    for seed in args.seeds:
+        path = args.results / f"lunar__{{seed}}" / "results.json"
+        print(f"| seed {{seed}} | env steps", json.loads(path.read_text())["env_steps"] if path.exists() else "-", "|")
+"""
+
+# A stand-in for a training script that checkpoints: the first call saves a checkpoint and "is killed"
+# (exit 1), a call with --resume finishes and says where it resumed from; --fail always fails.
+CHECKPOINTING_SCRIPT = """
+import json, sys
+from pathlib import Path
+if "--fail" in sys.argv:
+    sys.exit(3)
+if "--resume" not in sys.argv:
+    Path("checkpoints").mkdir(exist_ok=True)
+    Path("checkpoints/run.pt").write_text("step 100")
+    print("checkpoint saved; killed")
+    sys.exit(1)
+resumed = sys.argv[sys.argv.index("--resume") + 1]
+Path("runs/run").mkdir(parents=True)
+Path("runs/run/results.json").write_text(json.dumps({"resumed_from": resumed, "state": Path(resumed).read_text()}))
+"""
+
+FAKE_SWEEP = """
+from pathlib import Path
+from sweep import Run
+
+RESULTS = Path({results!r})
+
+def add_arguments(parser):
+    pass
+
+def runs(args):
+    return [Run("resumable", {script!r}, (), resumable=True), Run("broken", {script!r}, ("--fail",))]
+
+def report(args):
+    print("report printed")
+"""
+
+
+def run_sweep(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "scripts" / "sweep.py"), *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_a_local_sweep_runs_what_is_missing_once_and_prints_its_table(tmp_path):
+    (tmp_path / "tiny.py").write_text(LUNAR_SWEEP.format(results=str(tmp_path / "results")))
+    first = run_sweep("tiny.py", "--jobs", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "2 runs to do" in first.stdout
+    for seed in (1, 2):
+        results = json.loads((tmp_path / "results" / f"lunar__{seed}" / "results.json").read_text())
+        assert results["args"]["seed"] == seed and results["args"]["total_gradient_steps"] == 200
+        assert f"| seed {seed} | env steps {results['env_steps']} |" in first.stdout
+        log = (tmp_path / "results" / f"lunar__{seed}" / "log.txt").read_text()
+        assert log.startswith("# python rbc_lunar.py --total-gradient-steps 200") and "final greedy evaluation" in log
+    logged = (tmp_path / "results" / "lunar__1" / "log.txt").stat().st_mtime_ns
+    again = run_sweep("tiny.py", "--seeds", "1", cwd=tmp_path)
+    assert again.returncode == 0 and "0 runs to do" in again.stdout
+    assert (tmp_path / "results" / "lunar__1" / "log.txt").stat().st_mtime_ns == logged  # not run again
+
+
+def test_the_slurm_path_submits_one_job_array_through_submitit(tmp_path):
+    pytest.importorskip("submitit")
+    (tmp_path / "tiny.py").write_text(LUNAR_SWEEP.format(results=str(tmp_path / "results")))
+    # The debug executor runs the array's tasks in this process: the same code path as Slurm up to sbatch.
+    flags = ("--slurm-partition", "cpu", "--slurm-time", "10", "--slurm-cpus", "1", "--submitit-cluster", "debug")
+    done = run_sweep("tiny.py", "--seeds", "3", *flags, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "submitted 1 runs as job array" in done.stdout and "lunar__3: finished" in done.stdout
+    assert json.loads((tmp_path / "results" / "lunar__3" / "results.json").read_text())["args"]["seed"] == 3
+    assert list((tmp_path / "results" / "submitit").iterdir())  # submitit's own job folder
+
+
+def test_a_stopped_run_resumes_from_its_checkpoint_and_a_failed_run_is_named(tmp_path):
+    script = tmp_path / "checkpointing.py"
+    script.write_text(CHECKPOINTING_SCRIPT)
+    (tmp_path / "fake.py").write_text(FAKE_SWEEP.format(results=str(tmp_path / "results"), script=str(script)))
+    first = run_sweep("fake.py", cwd=tmp_path)
+    assert first.returncode == 1
+    assert (
+        "resumable stopped with exit status 1" in first.stderr and "broken stopped with exit status 3" in first.stderr
+    )
+    assert "report printed" in first.stdout  # the table of what finished, all the same
+    second = run_sweep("fake.py", cwd=tmp_path)
+    assert "resumable: resumed and finished" in second.stdout
+    results = json.loads((tmp_path / "results" / "resumable" / "results.json").read_text())
+    assert results == {
+        "resumed_from": str(tmp_path / "results" / "resumable" / "checkpoints" / "run.pt"),
+        "state": "step 100",
+    }
+    log = (tmp_path / "results" / "resumable" / "log.txt").read_text()
+    assert "checkpoint saved; killed" in log and "--resume" in log  # the resumed run's log goes on
+    assert second.returncode == 1 and "broken stopped with exit status 3" in second.stderr
+
+
+def test_an_unknown_sweep_is_one_sentence(tmp_path):
+    done = run_sweep("nonesuch", "--jobs", "2", cwd=tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip()
+        == "error: no sweep 'nonesuch': name one of lunar, lunar_diagnosis, car_racing, mujoco or a sweep file."
+    )
+
+
+def default_args(name: str) -> tuple:
+    module = sweep.load_sweep(name)
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    args = parser.parse_args([])
+    args.results = module.RESULTS
+    return module, args
+
+
+@pytest.mark.parametrize("name", ["lunar", "lunar_diagnosis", "car_racing", "mujoco"])
+def test_every_table_sweep_covers_its_committed_runs(name):
+    """The sweeps that replaced the table scripts name their committed runs as before (so they are skipped),
+    and each run's script exists."""
+    module, args = default_args(name)
+    if name == "lunar":
+        args.seeds, args.steps = [1, 2, 3, 4, 5], 100_000
+    if name == "car_racing":
+        args.seeds = [1, 2, 3]
+    runs = {run.name: run for run in module.runs(args)}
+    assert all((ROOT / run.script).is_file() for run in runs.values())
+    done = getattr(module, "done", lambda folder: (folder / "results.json").exists())
+    table = {"lunar": "__100000__", "car_racing": "__2500__"}.get(name, "")  # the table's budget; others explore
+    if name == "mujoco":  # the headline rows of docs/mujoco.md
+        committed = [n for n in runs if not n.startswith("SQIL-logprob-action")]
+    else:
+        committed = [p.parent.name for p in module.RESULTS.glob(f"*{table}*/results.json")]
+    assert committed and all(n in runs and done(module.RESULTS / n) for n in committed), set(committed) - set(runs)
