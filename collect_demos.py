@@ -2,6 +2,8 @@
 
     python collect_demos.py --env-id LunarLander-v3 --out demos/LunarLander-v3.npz
     python collect_demos.py --summary demos/LunarLander-v3.npz
+    python collect_demos.py --to-minari demos/LunarLander-v3.npz sqil/LunarLander-scripted-v0   # a Minari dataset
+    python collect_demos.py --from-minari sqil/LunarLander-scripted-v0 --out demos/from-minari.npz
 
 The format (docs/demonstrations.md) is one compressed `.npz` per environment that loads with
 numpy alone. Every step is one row; episodes are consecutive runs of rows whose lengths are in
@@ -44,6 +46,12 @@ class Args:
     whose actor acts, or by `rbc_lunar.py --reward-source env --save-model`, whose Q network acts greedily"""
     stochastic: bool = False
     """with --expert-model: sample the actor's actions instead of taking its mean (the paper's Humanoid expert)"""
+    to_minari: tuple[str, str] | None = None
+    """FILE NAME: write the demonstration file FILE (vector observations) as the local Minari dataset NAME and exit
+    (needs `pip install "minari[hdf5]"`; datasets live in $MINARI_DATASETS_PATH, default ~/.minari/datasets)"""
+    from_minari: str | None = None
+    """write the local Minari dataset of this name as a demonstration file at --out and exit (vector observations,
+    Box or Discrete actions; every training script then reads it with --demo-path)"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,10 +288,6 @@ def record(args: Args) -> None:
             successes.append(lunar_success(env, obs, term))
         print(f"episode {episode}: seed {seed}, {lengths[-1]} steps, return {episode_return:.1f}", flush=True)
 
-    import ale_py
-    import Box2D
-    import mujoco
-
     metadata = {
         "format_version": FORMAT_VERSION,
         "env_id": args.env_id,
@@ -294,14 +298,7 @@ def record(args: Args) -> None:
         "replay": replayed,
         "atari_preprocessing": ATARI_PREPROCESSING if atari else None,
         "max_episode_steps": ATARI_DEMO_MAX_STEPS if atari else env.spec.max_episode_steps,
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "gymnasium": gym.__version__,
-            "ale_py": ale_py.__version__,
-            "box2d": getattr(Box2D, "__version__", "unknown"),
-            "mujoco": mujoco.__version__,
-        },
+        "versions": package_versions(),
         "recorded": time.strftime("%Y-%m-%d"),
     }
     arrays = dict(
@@ -321,6 +318,26 @@ def record(args: Args) -> None:
         arrays["final_obs"] = np.asarray(final_obs, dtype=np.float32)
     if successes:
         arrays["episode_success"] = np.asarray(successes, dtype=bool)
+    save(out, arrays, start)
+
+
+def package_versions() -> dict:
+    """The versions a file was made with: replayed frames depend on them."""
+    import ale_py
+    import Box2D
+    import mujoco
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "gymnasium": gym.__version__,
+        "ale_py": ale_py.__version__,
+        "box2d": getattr(Box2D, "__version__", "unknown"),
+        "mujoco": mujoco.__version__,
+    }
+
+
+def save(out: Path, arrays: dict, start: float) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **arrays)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {time.time() - start:.0f} s")
@@ -334,17 +351,8 @@ class DemoError(ValueError):
 REQUIRED_KEYS = {"actions", "rewards", "terminated", "truncated", "episode_lengths", "episode_returns", "metadata"}
 
 
-def load_demos(
-    path: str, observation_space: gym.Space, action_space: gym.Space, num_episodes: int | None = None
-) -> dict:
-    """The reference loader; every training script carries its own, adapted from it (single-file design).
-    Image files are replayed, the first `num_episodes` episodes only when it is given.
-
-    Returns per-step arrays `obs`, `actions`, `next_obs`, `terminated`, `truncated` and the file's
-    `metadata`. Raises DemoError, with the one sentence a user needs, if the file is missing or
-    unreadable, or was recorded with other observation or action spaces (spaces, not environment
-    ids, are compared), or an image episode replays to other frames.
-    """
+def read(path: str) -> tuple[dict, dict]:
+    """The arrays and the metadata of a demonstration file, or DemoError with the one sentence that says why not."""
     if not Path(path).is_file():
         raise DemoError(f"demonstration file {path} does not exist.")
     try:
@@ -357,6 +365,21 @@ def load_demos(
     missing = REQUIRED_KEYS - data.keys()
     if missing or ("obs" not in data and not metadata.get("replay")):
         raise DemoError(f"{path} lacks the keys {sorted(missing) or ['obs']} of the demonstration format.")
+    return data, metadata
+
+
+def load_demos(
+    path: str, observation_space: gym.Space, action_space: gym.Space, num_episodes: int | None = None
+) -> dict:
+    """The reference loader; every training script carries its own, adapted from it (single-file design).
+    Image files are replayed, the first `num_episodes` episodes only when it is given.
+
+    Returns per-step arrays `obs`, `actions`, `next_obs`, `terminated`, `truncated` and the file's
+    `metadata`. Raises DemoError, with the one sentence a user needs, if the file is missing or
+    unreadable, or was recorded with other observation or action spaces (spaces, not environment
+    ids, are compared), or an image episode replays to other frames.
+    """
+    data, metadata = read(path)
     recorded = (metadata["observation_space"], metadata["action_space"])
     expected = (space_to_dict(observation_space), space_to_dict(action_space))
     if recorded != expected:
@@ -401,15 +424,128 @@ def replay_frames(path: str, data: dict, metadata: dict) -> tuple[np.ndarray, np
     return np.stack(obs), np.stack(final_obs)
 
 
-def summarise(path: str) -> None:
-    if not Path(path).is_file():
-        sys.exit(f"collect_demos.py: demonstration file {path} does not exist.")
+# ---------------------------------------------------------------------------------------------
+# Minari (Farama's format for offline datasets), for vector observations. Image files stay in this
+# project's format: they keep seeds and actions and are replayed, where a Minari dataset would store
+# every frame (docs/demonstrations.md, "Minari").
+# ---------------------------------------------------------------------------------------------
+MINARI_KEY = "sqil_demonstrations"  # what a Minari episode has no field for: metadata, seeds, returns, success
+
+
+def import_minari():
     try:
-        data = np.load(path)
-        metadata = json.loads(str(data["metadata"]))
-        lengths, returns = data["episode_lengths"], data["episode_returns"]
-    except Exception as error:  # any unreadable file gets one sentence, not a numpy traceback
-        sys.exit(f"collect_demos.py: {path} is not a demonstration file of this project ({error}).")
+        import minari
+    except ImportError:
+        raise DemoError('Minari is not installed: pip install "minari[hdf5]"') from None
+    return minari
+
+
+def to_minari(path: str, dataset_id: str) -> None:
+    """Writes a demonstration file as a local Minari dataset: one episode per episode, with its observations
+    (final one included), actions, rewards, terminations and truncations; the file's metadata, episode
+    seeds, returns (summed in float64 from the environment's rewards, which the file stores as float32) and
+    landing success go into the dataset's metadata under MINARI_KEY."""
+    minari = import_minari()
+    from minari.data_collector import EpisodeBuffer
+
+    data, metadata = read(path)
+    if metadata.get("replay"):
+        raise DemoError(f"{path} holds image episodes as seeds and actions: they stay in this project's format.")
+    env = gym.make(metadata["env_id"])
+    if (space_to_dict(env.observation_space), space_to_dict(env.action_space)) != (
+        metadata["observation_space"],
+        metadata["action_space"],
+    ):
+        raise DemoError(f"{path} was recorded in other spaces than {metadata['env_id']} has today.")
+    starts = np.concatenate([[0], np.cumsum(data["episode_lengths"])])
+    episodes = []
+    for e, (start, end) in enumerate(zip(starts[:-1], starts[1:])):
+        steps = slice(start, end)
+        episodes.append(
+            EpisodeBuffer(
+                id=e,
+                observations=np.concatenate([data["obs"][steps], data["final_obs"][e][None]]),
+                actions=data["actions"][steps],
+                rewards=data["rewards"][steps],
+                terminations=data["terminated"][steps],
+                truncations=data["truncated"][steps],
+            )
+        )
+    extra = {"metadata": metadata}
+    per_episode = ("episode_seeds", "episode_returns", "episode_success")
+    extra |= {key: data[key].tolist() for key in per_episode if key in data}
+    dataset = minari.create_dataset_from_buffers(
+        dataset_id,
+        episodes,
+        env=metadata["env_id"],
+        eval_env=metadata["env_id"],
+        algorithm_name=metadata["expert"],
+        author="collect_demos.py --to-minari",
+        author_email="none given",
+        code_permalink="collect_demos.py (the recording command is under the metadata key sqil_demonstrations)",
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        description=f"converted from {Path(path).name} by collect_demos.py --to-minari",
+        data_format="hdf5",
+    )
+    dataset.storage.update_metadata({MINARI_KEY: json.dumps(extra)})
+    print(f"wrote Minari dataset {dataset_id}: {dataset.total_episodes} episodes, {dataset.total_steps} steps")
+
+
+def from_minari(dataset_id: str, out: Path) -> None:
+    """Writes a local Minari dataset as a demonstration file. A dataset made by to_minari comes back exactly;
+    another one gets the metadata its spec gives, returns summed from its rewards and seeds of -1 (unknown)."""
+    minari = import_minari()
+    start = time.time()
+    try:
+        dataset = minari.load_dataset(dataset_id)
+    except Exception as error:  # Minari raises several types for an id it does not hold
+        raise DemoError(f"no local Minari dataset {dataset_id} ({type(error).__name__}: {error}).") from error
+    try:
+        spaces = space_to_dict(dataset.observation_space), space_to_dict(dataset.action_space)
+    except ValueError as error:
+        raise DemoError(f"Minari dataset {dataset_id}: {error}; only Box or Discrete spaces convert.") from error
+    episodes = list(dataset.iterate_episodes())
+    extra = json.loads(dataset.storage.metadata.get(MINARI_KEY, "{}"))
+    continuous = spaces[1]["type"] == "Box"
+    terminated = [np.asarray(e.terminations, dtype=bool) for e in episodes]
+    arrays = dict(
+        actions=np.concatenate([e.actions for e in episodes]).astype(np.float32 if continuous else np.int64),
+        rewards=np.concatenate([e.rewards for e in episodes]).astype(np.float32),
+        terminated=np.concatenate(terminated),
+        # the format sets truncated only where terminated is not (a step can be both in Minari)
+        truncated=np.concatenate([np.asarray(e.truncations, bool) & ~t for e, t in zip(episodes, terminated)]),
+        episode_lengths=np.asarray([len(e.actions) for e in episodes], dtype=np.int64),
+        episode_returns=np.asarray(
+            extra.get("episode_returns") or [np.sum(e.rewards, dtype=np.float64) for e in episodes]
+        ),
+        obs=np.concatenate([e.observations[:-1] for e in episodes]).astype(np.float32),
+        final_obs=np.stack([e.observations[-1] for e in episodes]).astype(np.float32),
+    )
+    arrays["episode_seeds"] = np.asarray(extra.get("episode_seeds", [-1] * len(episodes)), dtype=np.int64)
+    if "episode_success" in extra:
+        arrays["episode_success"] = np.asarray(extra["episode_success"], dtype=bool)
+    env_spec = dataset.spec.env_spec
+    metadata = extra.get("metadata") or {
+        "format_version": FORMAT_VERSION,
+        "env_id": env_spec.id if env_spec else None,
+        "observation_space": spaces[0],
+        "action_space": spaces[1],
+        "expert": f"Minari dataset {dataset_id} ({dataset.storage.metadata.get('algorithm_name')})",
+        "command": "python " + " ".join(sys.argv),
+        "replay": False,
+        "atari_preprocessing": None,
+        "max_episode_steps": env_spec.max_episode_steps if env_spec else None,
+        "versions": {**package_versions(), "minari": minari.__version__},
+        "recorded": time.strftime("%Y-%m-%d"),
+    }
+    arrays["metadata"] = np.array(json.dumps(metadata))
+    save(out, arrays, start)
+
+
+def summarise(path: str) -> None:
+    data, metadata = read(path)
+    lengths, returns = data["episode_lengths"], data["episode_returns"]
     print(f"{path}: {metadata['env_id']}, expert: {metadata['expert']}")
     print(f"  episodes {len(lengths)}, steps {int(lengths.sum())} (mean length {lengths.mean():.0f})")
     print(f"  return mean {returns.mean():.1f}, min {returns.min():.1f}, max {returns.max():.1f}")
@@ -422,7 +558,16 @@ def summarise(path: str) -> None:
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    if args.summary:
-        summarise(args.summary)
-    else:
-        record(args)
+    try:
+        if args.summary:
+            summarise(args.summary)
+        elif args.to_minari:
+            to_minari(*args.to_minari)
+        elif args.from_minari:
+            if not args.out:
+                sys.exit("collect_demos.py: --from-minari needs --out FILE, the demonstration file to write.")
+            from_minari(args.from_minari, Path(args.out))
+        else:
+            record(args)
+    except DemoError as error:  # one sentence, as a bad flag gets
+        sys.exit(f"collect_demos.py: {error}")

@@ -27,6 +27,9 @@ EXPERT = {"--demo-path": "demos/expert/LunarLander-v3.npz"}  # the trained exper
 G3 = {"--gamma": "0.99", "--learning-rate": "3e-4"}
 G3C = {**G3, "--clip-values": True}
 POLYAK = {"--tau": "0.005", "--target-network-frequency": "1"}
+# epsilon-greedy on top of the Boltzmann rollouts, 1 -> 0.05 over the first 20,000 env steps (about a tenth of a
+# 100k run: SB3's and imitation's DQN schedule, exploration_fraction 0.1)
+EPS = {"--epsilon-start": "1", "--epsilon-end": "0.05", "--epsilon-decay-steps": "20000"}
 # (point, what changes from BASE, start state, seeds, gradient steps), in the order the table shows them
 POINTS = [
     ("B", {}, "demo", S3, 50_000),
@@ -67,6 +70,9 @@ POINTS = [
     ("E_G_clip", {**EXPERT, "--gamma": "0.99", "--clip-values": True}, "shifted", (1, 2), 100_000),  # lr 1e-3
     # Session 16: the new defaults with a Polyak-averaged target (tau 0.005 every step) instead of a copy every 100
     ("E_G_lr3e-4_clip_polyak", {**EXPERT, **G3C, **POLYAK}, "shifted", S3, 100_000),
+    # Session 17: the defaults with epsilon-greedy exploration in SQIL's rollouts (imitation's and DI-engine's acting)
+    ("E_G_lr3e-4_clip_eps", {**EXPERT, **G3C, **EPS}, "shifted", S3, 100_000),
+    ("G_lr3e-4_clip_eps", {**G3C, **EPS}, "shifted", S3, 100_000),
 ]
 
 

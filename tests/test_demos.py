@@ -168,3 +168,110 @@ def test_every_loader_raises_its_files_demo_error(tmp_path):
             with pytest.raises(module.DemoError, match=message) as caught:
                 load(str(path))
             assert isinstance(caught.value, ValueError) and "\n" not in str(caught.value), name
+
+
+def same_file(a: Path, b: Path) -> list[str]:
+    """The keys in which two demonstration files differ (values, dtypes or shapes), or that only one has."""
+    first, second = dict(np.load(a)), dict(np.load(b))
+    keys = first.keys() | second.keys()
+    return sorted(
+        k
+        for k in keys
+        if k not in first
+        or k not in second
+        or not (
+            first[k].dtype == second[k].dtype
+            and first[k].shape == second[k].shape
+            and np.array_equal(first[k], second[k])
+        )
+    )
+
+
+@pytest.mark.parametrize("name", ["LunarLander-v3.npz", "expert/LunarLander-v3.npz", "HalfCheetah-v5.npz"])
+def test_a_minari_round_trip_is_exact(run_script, tmp_path, monkeypatch, name):
+    pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))  # never the user's own datasets
+    run_script("collect_demos.py", "--to-minari", str(ROOT / "demos" / name), "sqil/roundtrip-v0")
+    import minari
+
+    dataset = minari.load_dataset("sqil/roundtrip-v0")  # a dataset Minari itself reads: episodes, both ends
+    data = np.load(ROOT / "demos" / name)
+    assert dataset.total_episodes == len(data["episode_lengths"]) and dataset.total_steps == len(data["actions"])
+    episode = next(dataset.iterate_episodes())
+    length = int(data["episode_lengths"][0])
+    assert np.array_equal(episode.observations[:-1], data["obs"][:length])
+    assert np.array_equal(episode.observations[-1], data["final_obs"][0])
+    assert (
+        episode.terminations[-1] == data["terminated"][length - 1]
+        and episode.truncations[-1] == data["truncated"][length - 1]
+    )
+    run_script("collect_demos.py", "--from-minari", "sqil/roundtrip-v0", "--out", str(tmp_path / "back.npz"))
+    assert same_file(ROOT / "demos" / name, tmp_path / "back.npz") == []
+
+
+def test_a_minari_dataset_from_elsewhere_trains_through_the_conversion(run_script, tmp_path, monkeypatch):
+    """A dataset that collect_demos.py did not write (no metadata of ours): converted, it loads in a training
+    script; returns are summed from its rewards, seeds unknown (-1), and a step both terminated and
+    truncated counts as terminated."""
+    minari = pytest.importorskip("minari")
+    from minari.data_collector import EpisodeBuffer
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    env = gym.make("LunarLander-v3")
+    episodes = []
+    for e in range(2):
+        obs, _ = env.reset(seed=e)
+        observations, actions, rewards, terminations, truncations = [obs], [], [], [], []
+        for t in range(30):  # cut short by hand: the second episode's last step is both ends at once
+            obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            observations.append(obs), actions.append(0), rewards.append(reward)
+            terminations.append(terminated or (e == 1 and t == 29)), truncations.append(t == 29)
+            if terminated:
+                break
+        episodes.append(
+            EpisodeBuffer(
+                id=e,
+                observations=np.stack(observations),
+                actions=np.array(actions),
+                rewards=np.array(rewards),
+                terminations=np.array(terminations),
+                truncations=np.array(truncations),
+            )
+        )
+    with pytest.warns(UserWarning):  # Minari asks for an author and a code link; a user's dataset may lack them
+        minari.create_dataset_from_buffers("other/lunar-v0", episodes, env="LunarLander-v3", algorithm_name="hand")
+    out = tmp_path / "converted.npz"
+    run_script("collect_demos.py", "--from-minari", "other/lunar-v0", "--out", str(out))
+    data = np.load(out)
+    assert list(data["episode_seeds"]) == [-1, -1] and data["terminated"][-1] and not data["truncated"][-1]
+    assert np.allclose(data["episode_returns"], [np.sum(e.rewards) for e in episodes])
+    assert not (data["terminated"] & data["truncated"]).any()
+    run_script(
+        "rbc_lunar.py",
+        "--demo-path",
+        str(out),
+        "--total-gradient-steps",
+        "20",
+        "--eval-frequency",
+        "20",
+        "--eval-episodes",
+        "1",
+        "--final-eval-episodes",
+        "1",
+        "--max-episode-steps",
+        "50",
+    )
+
+
+def test_minari_conversions_fail_in_one_sentence(run_script, tmp_path, monkeypatch):
+    pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    cases = [
+        (("--to-minari", str(ROOT / "demos" / "CarRacing-v3.npz"), "sqil/car-v0"), "stay in this project's format"),
+        (("--to-minari", str(tmp_path / "missing.npz"), "sqil/x-v0"), "does not exist"),
+        (("--from-minari", "sqil/nonesuch-v0", "--out", str(tmp_path / "x.npz")), "no local Minari dataset"),
+        (("--from-minari", "sqil/nonesuch-v0"), "needs --out"),
+    ]
+    for args, message in cases:
+        done = run_script("collect_demos.py", *args, check=False)
+        assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
