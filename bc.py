@@ -20,6 +20,7 @@ Discrete policies are the paper's BC: a softmax over logits read as soft Q value
 """
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import random
@@ -67,6 +68,9 @@ class Args:
     """the demonstration file (default: the bundled demos/<env-id>.npz; format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes, validation included (default: all)"""
+    demo_cache: bool = True
+    """keep the frames replayed from an image demonstration file (Atari, CarRacing) in $SQIL_DEMO_CACHE (default
+    ~/.cache/sqil-demos) and read them from there in later runs, checked against the file's SHA-256 all the same"""
     val_fraction: float = 0.1
     """fraction of the demonstration episodes held out for the validation loss (at least one of two or more)"""
     start_state: Literal["demo", "shifted", "rotated"] = "demo"
@@ -201,10 +205,12 @@ class DemoError(ValueError):
     """A demonstration file that cannot be used, with the one sentence that says why."""
 
 
-def load_demos(path: str, observation_space: gym.Space, action_space: gym.Space, num_episodes: int | None) -> dict:
+def load_demos(
+    path: str, observation_space: gym.Space, action_space: gym.Space, num_episodes: int | None, cache: bool = True
+) -> dict:
     """Per-step `obs` and `actions` and per-episode `episode_lengths` of the first `num_episodes`
-    episodes (default: all). Atari files hold single frames, replayed from seeds and actions and
-    checked against their SHA-256; stacks are built from them."""
+    episodes (default: all). Atari and CarRacing files hold seeds and actions: their frames are
+    replayed (or read from the cache) and checked against their SHA-256; stacks are built from them."""
     if not Path(path).is_file():
         raise DemoError(f"demonstration file {path} does not exist.")
     try:
@@ -225,55 +231,96 @@ def load_demos(path: str, observation_space: gym.Space, action_space: gym.Space,
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
         raise DemoError(f"--num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
     lengths = lengths[:num_episodes]
-    if metadata.get("replay") and is_car_racing(metadata["env_id"]):
-        obs = replay_car_racing(path, data, metadata, len(lengths))
-    elif metadata.get("replay"):
-        obs = replay_atari(path, data, metadata, len(lengths))
+    if metadata.get("replay"):
+        obs = replay(path, data, metadata, len(lengths), cache)
     else:
         obs = data["obs"]
     steps = int(lengths.sum())
     return {"obs": obs[:steps], "actions": data["actions"][:steps], "episode_lengths": lengths}
 
 
-def replay_atari(path: str, data: dict, metadata: dict, num_episodes: int) -> np.ndarray:
-    """Rebuilds the first episodes' frames from their reset seeds and actions in the deterministic emulator."""
-    if metadata["atari_preprocessing"] != ATARI_PREPROCESSING:
+DEMO_CACHE = Path(os.environ.get("SQIL_DEMO_CACHE") or Path.home() / ".cache" / "sqil-demos")
+REPLAY_PACKAGES = ("gymnasium", "ale-py", "box2d", "pygame-ce", "opencv-python-headless", "numpy")
+
+
+def frames_checksum(frames: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+
+
+def checked_frames(
+    replay, seed: int, actions: np.ndarray, checksum: str, env_id: str, cache: bool
+) -> np.ndarray | None:
+    """The frames of the episode that `replay(seed, actions)` plays, whose SHA-256 the file recorded as
+    `checksum`, or None if replaying gives other frames. With `cache`, an entry of DEMO_CACHE is read
+    instead of replaying when it still hashes to the checksum; its key is that checksum, the seed and
+    actions, and the versions of the packages that replay (REPLAY_PACKAGES). A damaged entry is
+    replaced. Replaying one episode costs seconds, reading it milliseconds."""
+    versions = {}
+    for package in REPLAY_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    key = hashlib.sha256(json.dumps([versions, seed], sort_keys=True).encode() + actions.tobytes()).hexdigest()
+    entry = DEMO_CACHE / env_id / f"{checksum}-{key[:16]}.npy"
+    if cache and entry.is_file():
+        try:
+            frames = np.load(entry)
+            if frames_checksum(frames) == checksum:
+                return frames
+        except (OSError, ValueError):  # a truncated or overwritten entry
+            pass
+        print(f"the cached frames {entry} do not match their checksum: replaying the episode again")
+    frames = np.stack(replay(seed, actions))
+    if frames_checksum(frames) != checksum:
+        return None
+    if cache:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as f:
+            np.save(f, frames)
+        os.replace(partial, entry)  # a run that stops while writing leaves no half entry behind
+    return frames
+
+
+def replay(path: str, data: dict, metadata: dict, num_episodes: int, cache: bool) -> np.ndarray:
+    """The first episodes' frames (without each episode's final one), rebuilt from their reset seeds and actions
+    in the deterministic emulator, or read from the cache (`checked_frames`), and checked against the SHA-256 of
+    the file: Atari's preprocessed frames, CarRacing's raw colour frames (preprocessed after the check)."""
+    car_racing = is_car_racing(metadata["env_id"])
+    if not car_racing and metadata["atari_preprocessing"] != ATARI_PREPROCESSING:
         raise DemoError(f"{path} was recorded with Atari preprocessing {metadata['atari_preprocessing']}.")
-    import ale_py
+    if car_racing:
+        env = make_env(metadata["env_id"], "demo", seed=0, stack=False)  # ResizeObservation(GrayscaleObservation(...))
+    else:
+        import ale_py
 
-    gym.register_envs(ale_py)
-    env = gym.wrappers.AtariPreprocessing(gym.make(metadata["env_id"]), **ATARI_PREPROCESSING)
+        gym.register_envs(ale_py)
+        env = gym.wrappers.AtariPreprocessing(gym.make(metadata["env_id"]), **ATARI_PREPROCESSING)
+
+    def play(seed: int, actions: np.ndarray) -> list[np.ndarray]:
+        observation = env.reset(seed=seed)[0]
+        frames = [env.unwrapped.state if car_racing else observation]
+        for action in actions:
+            observation = env.step(int(action))[0]
+            frames.append(env.unwrapped.state if car_racing else observation)
+        return frames
+
     obs, start = [], 0
     for episode, (seed, length) in enumerate(zip(data["episode_seeds"][:num_episodes], data["episode_lengths"])):
-        frames = [env.reset(seed=int(seed))[0]]
-        frames += [env.step(int(action))[0] for action in data["actions"][start : start + length]]
+        actions = data["actions"][start : start + length]
         start += length
-        if hashlib.sha256(np.stack(frames).tobytes()).hexdigest() != data["episode_checksums"][episode]:
+        checksum = data["episode_checksums"][episode]
+        frames = checked_frames(play, int(seed), actions, checksum, metadata["env_id"], cache)
+        if frames is None:
             raise DemoError(
                 f"replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
             )
+        if car_racing:  # as the agent sees them
+            frames = np.stack([env.observation(env.env.observation(raw)) for raw in frames])
         obs.extend(frames[:-1])
-    return np.stack(obs)
-
-
-def replay_car_racing(path: str, data: dict, metadata: dict, num_episodes: int) -> np.ndarray:
-    """Rebuilds the first episodes' preprocessed frames from their seeds and actions; the SHA-256 is of
-    the raw colour frames the environment rendered."""
-    env = make_env(metadata["env_id"], "demo", seed=0, stack=False)
-    obs, start = [], 0
-    for episode, (seed, length) in enumerate(zip(data["episode_seeds"][:num_episodes], data["episode_lengths"])):
-        frames, raw_frames = [env.reset(seed=int(seed))[0]], [env.unwrapped.state]
-        for action in data["actions"][start : start + length]:
-            frames.append(env.step(int(action))[0])
-            raw_frames.append(env.unwrapped.state)
-        start += length
-        if hashlib.sha256(np.stack(raw_frames).tobytes()).hexdigest() != data["episode_checksums"][episode]:
-            raise DemoError(
-                f"replaying episode {episode} of {path} gave other frames than were recorded "
-                f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
-            )
-        obs.extend(frames[:-1])
+    env.close()
     return np.stack(obs)
 
 
@@ -493,7 +540,7 @@ if __name__ == "__main__":
     elif image:
         frame_space = gym.spaces.Box(0, 255, observation_space.shape[1:], np.uint8)
     try:
-        demos = load_demos(demo_path, frame_space, action_space, args.num_demos)
+        demos = load_demos(demo_path, frame_space, action_space, args.num_demos, args.demo_cache)
     except DemoError as error:
         fail(str(error))
     lengths = demos["episode_lengths"]

@@ -32,6 +32,7 @@ feature is a fifth image plane, 0 everywhere, or 255 in the absorbing state, who
 """
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import random
@@ -98,6 +99,9 @@ class Args:
     """the demonstration file (default: the bundled demos/<env-id>.npz; format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes (default: all)"""
+    demo_cache: bool = True
+    """keep the frames replayed from an image demonstration file (Atari, CarRacing) in $SQIL_DEMO_CACHE (default
+    ~/.cache/sqil-demos) and read them from there in later runs, checked against the file's SHA-256 all the same"""
     reward_variant: Literal["unbiased", "biased"] = "unbiased"
     """unbiased: absorbing states judged by the discriminator (Kostrikov et al.); biased: episode ends are terminal"""
     reward_formula: Literal["gail", "logit"] = "gail"
@@ -287,11 +291,57 @@ def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, n
     )
 
 
-def load_image_demos(path: str, env_id: str, n_actions: int, num_episodes: int | None) -> list[dict]:
-    """Atari and CarRacing files keep seeds and actions: each episode is replayed through the same
-    preprocessing as the agent's and checked against its SHA-256 (Atari: of the preprocessed frames,
-    CarRacing: of the raw colour frames). Returns per episode the T + 1 frames s_0 .. s_T, the T
-    actions and whether it terminated."""
+DEMO_CACHE = Path(os.environ.get("SQIL_DEMO_CACHE") or Path.home() / ".cache" / "sqil-demos")
+REPLAY_PACKAGES = ("gymnasium", "ale-py", "box2d", "pygame-ce", "opencv-python-headless", "numpy")
+
+
+def frames_checksum(frames: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+
+
+def checked_frames(
+    replay, seed: int, actions: np.ndarray, checksum: str, env_id: str, cache: bool
+) -> np.ndarray | None:
+    """The frames of the episode that `replay(seed, actions)` plays, whose SHA-256 the file recorded as
+    `checksum`, or None if replaying gives other frames. With `cache`, an entry of DEMO_CACHE is read
+    instead of replaying when it still hashes to the checksum; its key is that checksum, the seed and
+    actions, and the versions of the packages that replay (REPLAY_PACKAGES). A damaged entry is
+    replaced. Replaying one episode costs seconds, reading it milliseconds."""
+    versions = {}
+    for package in REPLAY_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    key = hashlib.sha256(json.dumps([versions, seed], sort_keys=True).encode() + actions.tobytes()).hexdigest()
+    entry = DEMO_CACHE / env_id / f"{checksum}-{key[:16]}.npy"
+    if cache and entry.is_file():
+        try:
+            frames = np.load(entry)
+            if frames_checksum(frames) == checksum:
+                return frames
+        except (OSError, ValueError):  # a truncated or overwritten entry
+            pass
+        print(f"the cached frames {entry} do not match their checksum: replaying the episode again")
+    frames = np.stack(replay(seed, actions))
+    if frames_checksum(frames) != checksum:
+        return None
+    if cache:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as f:
+            np.save(f, frames)
+        os.replace(partial, entry)  # a run that stops while writing leaves no half entry behind
+    return frames
+
+
+def load_image_demos(
+    path: str, env_id: str, n_actions: int, num_episodes: int | None, cache: bool = True
+) -> list[dict]:
+    """Atari and CarRacing files keep seeds and actions: each episode is replayed (or read from the cache:
+    `checked_frames`) and checked against its SHA-256 (Atari: of the preprocessed frames, CarRacing: of
+    the raw colour frames, preprocessed after the check). Returns per episode the T + 1 frames
+    s_0 .. s_T, the T actions and whether it terminated."""
     if not Path(path).is_file():
         raise DemoError(f"demonstration file {path} does not exist.")
     try:
@@ -313,23 +363,30 @@ def load_image_demos(path: str, env_id: str, n_actions: int, num_episodes: int |
         )
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
         raise DemoError(f"--num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
-    env = make_env(metadata["env_id"], "demo", seed=0, stack=False)
+    env = make_env(metadata["env_id"], "demo", seed=0, stack=False)  # CarRacing: Resize(Grayscale(... raw env))
+
+    def replay(seed: int, actions: np.ndarray) -> list[np.ndarray]:
+        """The checksummed frames: Atari's preprocessed ones, CarRacing's raw colour ones."""
+        observation = env.reset(seed=seed)[0]
+        frames = [observation if atari else env.unwrapped.state]
+        for action in actions:
+            observation = env.step(int(action))[0]
+            frames.append(observation if atari else env.unwrapped.state)
+        return frames
+
     episodes, start = [], 0
     for episode, (seed, length) in enumerate(zip(seeds[:num_episodes], lengths)):
         actions = data["actions"][start : start + length]
-        frames = [env.reset(seed=int(seed))[0]]
-        raw_frames = [env.unwrapped.state] if not atari else frames
-        for action in actions:
-            frames.append(env.step(int(action))[0])
-            if not atari:
-                raw_frames.append(env.unwrapped.state)
-        if hashlib.sha256(np.stack(raw_frames).tobytes()).hexdigest() != checksums[episode]:
+        frames = checked_frames(replay, int(seed), actions, checksums[episode], metadata["env_id"], cache)
+        if frames is None:
             raise DemoError(
                 f"replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
             )
+        if not atari:  # as the agent sees them
+            frames = np.stack([env.observation(env.env.observation(raw)) for raw in frames])
         terminated = bool(data["terminated"][start + length - 1])
-        episodes.append(dict(frames=np.stack(frames), actions=actions, terminated=terminated))
+        episodes.append(dict(frames=frames, actions=actions, terminated=terminated))
         start += length
     env.close()
     return episodes
@@ -688,7 +745,7 @@ if __name__ == "__main__":
         agent_buffer = TransitionBuffer(args.buffer_size, obs_dim, device)
     else:
         try:
-            demo_episodes = load_image_demos(demo_path, args.env_id, n_actions, args.num_demos)
+            demo_episodes = load_image_demos(demo_path, args.env_id, n_actions, args.num_demos, args.demo_cache)
         except DemoError as error:
             fail(str(error))
         frame_shape = env.observation_space.shape[1:]

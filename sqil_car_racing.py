@@ -15,6 +15,7 @@ in the replay buffers and stacked at sample time.
 """
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import random
@@ -62,6 +63,9 @@ class Args:
     """the demonstration file (default: the bundled demos/<env-id>.npz; format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes (default: all 20)"""
+    demo_cache: bool = True
+    """keep the frames replayed from the demonstration file in $SQIL_DEMO_CACHE (default ~/.cache/sqil-demos) and
+    read them from there in later runs, checked against the file's SHA-256 all the same (docs/demonstrations.md)"""
     start_state: Literal["demo", "rotated"] = "rotated"
     """start states while training: the environment's own (as the demonstrations) or the car rotated 90 degrees"""
     eval_start_state: Literal["demo", "rotated"] | None = None
@@ -168,9 +172,54 @@ class DemoError(ValueError):
     """A demonstration file that cannot be used, with the one sentence that says why."""
 
 
-def load_demos(path: str, env_id: str, num_episodes: int | None) -> list[dict]:
+DEMO_CACHE = Path(os.environ.get("SQIL_DEMO_CACHE") or Path.home() / ".cache" / "sqil-demos")
+REPLAY_PACKAGES = ("gymnasium", "ale-py", "box2d", "pygame-ce", "opencv-python-headless", "numpy")
+
+
+def frames_checksum(frames: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+
+
+def checked_frames(
+    replay, seed: int, actions: np.ndarray, checksum: str, env_id: str, cache: bool
+) -> np.ndarray | None:
+    """The frames of the episode that `replay(seed, actions)` plays, whose SHA-256 the file recorded as
+    `checksum`, or None if replaying gives other frames. With `cache`, an entry of DEMO_CACHE is read
+    instead of replaying when it still hashes to the checksum; its key is that checksum, the seed and
+    actions, and the versions of the packages that replay (REPLAY_PACKAGES). A damaged entry is
+    replaced. Replaying one episode costs seconds, reading it milliseconds."""
+    versions = {}
+    for package in REPLAY_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    key = hashlib.sha256(json.dumps([versions, seed], sort_keys=True).encode() + actions.tobytes()).hexdigest()
+    entry = DEMO_CACHE / env_id / f"{checksum}-{key[:16]}.npy"
+    if cache and entry.is_file():
+        try:
+            frames = np.load(entry)
+            if frames_checksum(frames) == checksum:
+                return frames
+        except (OSError, ValueError):  # a truncated or overwritten entry
+            pass
+        print(f"the cached frames {entry} do not match their checksum: replaying the episode again")
+    frames = np.stack(replay(seed, actions))
+    if frames_checksum(frames) != checksum:
+        return None
+    if cache:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as f:
+            np.save(f, frames)
+        os.replace(partial, entry)  # a run that stops while writing leaves no half entry behind
+    return frames
+
+
+def load_demos(path: str, env_id: str, num_episodes: int | None, cache: bool = True) -> list[dict]:
     """The first `num_episodes` demonstration episodes, each as its preprocessed frames (one more
-    than its actions: the last frame is the final observation), actions, and whether it terminated."""
+    than its actions: the last frame is the final observation), actions, and whether it terminated.
+    The raw frames are replayed (or read from the cache: `checked_frames`), then preprocessed."""
     if not Path(path).is_file():
         raise DemoError(f"demonstration file {path} does not exist.")
     try:
@@ -190,22 +239,27 @@ def load_demos(path: str, env_id: str, num_episodes: int | None) -> list[dict]:
         )
     if num_episodes is not None and not 1 <= num_episodes <= len(lengths):
         raise DemoError(f"--num-demos {num_episodes} is not between 1 and the {len(lengths)} episodes of {path}.")
-    env = make_env(env_id, "demo", seed=0, stack=False)
+    env = make_env(env_id, "demo", seed=0, stack=False)  # ResizeObservation(GrayscaleObservation(... raw env))
+
+    def replay(seed: int, actions: np.ndarray) -> list[np.ndarray]:
+        env.reset(seed=seed)
+        raw_frames = [env.unwrapped.state]  # the colour frame the environment rendered, before preprocessing
+        for action in actions:
+            env.step(int(action))
+            raw_frames.append(env.unwrapped.state)
+        return raw_frames
+
     episodes, start = [], 0
     for episode, (seed, length) in enumerate(zip(seeds[:num_episodes], lengths)):
         actions = data["actions"][start : start + length]
-        frames, raw_frames = [env.reset(seed=int(seed))[0]], [env.unwrapped.state]
-        for action in actions:
-            frames.append(env.step(int(action))[0])
-            raw_frames.append(env.unwrapped.state)
-        if hashlib.sha256(np.stack(raw_frames).tobytes()).hexdigest() != checksums[episode]:
+        raw_frames = checked_frames(replay, int(seed), actions, checksums[episode], env_id, cache)
+        if raw_frames is None:
             raise DemoError(
                 f"replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
             )
-        episodes.append(
-            dict(frames=np.stack(frames), actions=actions, terminated=bool(data["terminated"][start + length - 1]))
-        )
+        frames = np.stack([env.observation(env.env.observation(raw)) for raw in raw_frames])  # as the agent sees
+        episodes.append(dict(frames=frames, actions=actions, terminated=bool(data["terminated"][start + length - 1])))
         start += length
     env.close()
     return episodes
@@ -421,7 +475,7 @@ if __name__ == "__main__":
     demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
     load_start = time.time()
     try:
-        demos = load_demos(demo_path, args.env_id, args.num_demos)
+        demos = load_demos(demo_path, args.env_id, args.num_demos, args.demo_cache)
     except DemoError as error:
         fail(str(error))
     demo_buffer = EpisodeFrameBuffer(sum(len(demo["frames"]) for demo in demos), device)

@@ -15,6 +15,7 @@ rebuild stacks when they sample (about 7.1 KB per agent transition: 1,000,000 fi
 """
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import random
@@ -64,6 +65,9 @@ class Args:
     """the demonstration file (default: the bundled demos/<env-id>.npz; format: docs/demonstrations.md)"""
     num_demos: int | None = None
     """use only the first this many demonstration episodes (default: all; the paper used 20)"""
+    demo_cache: bool = True
+    """keep the frames replayed from the demonstration file in $SQIL_DEMO_CACHE (default
+    ~/.cache/sqil-demos) and read them from there in later runs, checked against the file's SHA-256 all the same"""
     total_timesteps: int = 10_000_000
     """total environment steps (agent steps of 4 frames, all environments together)"""
     num_envs: int = 1
@@ -247,9 +251,56 @@ class DemoError(ValueError):
     """A demonstration file that cannot be used, with the one sentence that says why."""
 
 
-def load_demos(path: str, action_space: gym.spaces.Discrete, num_episodes: int | None, device) -> FrameReplayBuffer:
-    """Replays the demonstrations' seeds and actions through the preprocessed emulator, checks every
-    episode's frames against the recorded SHA-256, and returns them as a FrameReplayBuffer."""
+DEMO_CACHE = Path(os.environ.get("SQIL_DEMO_CACHE") or Path.home() / ".cache" / "sqil-demos")
+REPLAY_PACKAGES = ("gymnasium", "ale-py", "box2d", "pygame-ce", "opencv-python-headless", "numpy")
+
+
+def frames_checksum(frames: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+
+
+def checked_frames(
+    replay, seed: int, actions: np.ndarray, checksum: str, env_id: str, cache: bool
+) -> np.ndarray | None:
+    """The frames of the episode that `replay(seed, actions)` plays, whose SHA-256 the file recorded as
+    `checksum`, or None if replaying gives other frames. With `cache`, an entry of DEMO_CACHE is read
+    instead of replaying when it still hashes to the checksum; its key is that checksum, the seed and
+    actions, and the versions of the packages that replay (REPLAY_PACKAGES). A damaged entry is
+    replaced. Replaying one episode costs seconds, reading it milliseconds."""
+    versions = {}
+    for package in REPLAY_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    key = hashlib.sha256(json.dumps([versions, seed], sort_keys=True).encode() + actions.tobytes()).hexdigest()
+    entry = DEMO_CACHE / env_id / f"{checksum}-{key[:16]}.npy"
+    if cache and entry.is_file():
+        try:
+            frames = np.load(entry)
+            if frames_checksum(frames) == checksum:
+                return frames
+        except (OSError, ValueError):  # a truncated or overwritten entry
+            pass
+        print(f"the cached frames {entry} do not match their checksum: replaying the episode again")
+    frames = np.stack(replay(seed, actions))
+    if frames_checksum(frames) != checksum:
+        return None
+    if cache:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as f:
+            np.save(f, frames)
+        os.replace(partial, entry)  # a run that stops while writing leaves no half entry behind
+    return frames
+
+
+def load_demos(
+    path: str, action_space: gym.spaces.Discrete, num_episodes: int | None, device, cache: bool = True
+) -> FrameReplayBuffer:
+    """Replays the demonstrations' seeds and actions through the preprocessed emulator (or reads the frames
+    from the cache: `checked_frames`), checks every episode's frames against the recorded SHA-256, and
+    returns them as a FrameReplayBuffer."""
     if not Path(path).is_file():
         raise DemoError(f"demonstration file {path} does not exist.")
     try:
@@ -276,13 +327,17 @@ def load_demos(path: str, action_space: gym.spaces.Discrete, num_episodes: int |
     lengths = lengths[:num_episodes]
     env = gym.wrappers.AtariPreprocessing(gym.make(metadata["env_id"]), **ATARI_PREPROCESSING)
     buffer = FrameReplayBuffer(int(lengths.sum()) + len(lengths), 1, (84, 84), device)
+
+    def replay(seed: int, actions: np.ndarray) -> list[np.ndarray]:
+        return [env.reset(seed=seed)[0]] + [env.step(int(action))[0] for action in actions]
+
     stream, start = np.zeros(1, dtype=np.int64), 0
     for episode, (seed, length) in enumerate(zip(data["episode_seeds"], lengths)):
         actions, terminated = data["actions"][start : start + length], data["terminated"][start : start + length]
-        frames = [env.reset(seed=int(seed))[0]]
-        frames += [env.step(int(action))[0] for action in actions]
+        checksum = data["episode_checksums"][episode]
+        frames = checked_frames(replay, int(seed), actions, checksum, metadata["env_id"], cache)
         start += length
-        if hashlib.sha256(np.stack(frames).tobytes()).hexdigest() != data["episode_checksums"][episode]:
+        if frames is None:
             raise DemoError(
                 f"replaying episode {episode} of {path} gave other frames than were recorded "
                 f"(recorded with {metadata['versions']}); reinstall those versions or re-record the file."
@@ -414,7 +469,7 @@ if __name__ == "__main__":
     # D_demo: the demonstrations with reward r_demo, never evicted. D_samp: the agent's own, reward 0.
     demo_path = args.demo_path or str(Path(__file__).resolve().parent / "demos" / f"{args.env_id}.npz")
     try:
-        demo_buffer = load_demos(demo_path, envs.single_action_space, args.num_demos, device)
+        demo_buffer = load_demos(demo_path, envs.single_action_space, args.num_demos, device, args.demo_cache)
     except DemoError as error:
         fail(str(error))
     agent_buffer = FrameReplayBuffer(args.buffer_size, args.num_envs, (84, 84), device)

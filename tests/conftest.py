@@ -1,10 +1,13 @@
 """Shared helpers: every script is run as a user would run it, in a subprocess with tiny flags."""
 
+import atexit
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -12,6 +15,10 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# One replay cache of image demonstrations for the whole session (set before any script is imported, which
+# reads it): each file is replayed once, and the user's own cache is never touched.
+os.environ["SQIL_DEMO_CACHE"] = tempfile.mkdtemp(prefix="sqil-demo-cache-")
+atexit.register(shutil.rmtree, os.environ["SQIL_DEMO_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture

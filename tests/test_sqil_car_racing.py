@@ -144,6 +144,24 @@ def test_bundled_demonstrations_replay_and_match_the_expert():
     assert episode["frames"].shape[1:] == (car.FRAME_SIZE, car.FRAME_SIZE)
 
 
+def test_cached_frames_are_preprocessed_as_replayed_ones(tmp_path, monkeypatch):
+    """The cache holds the raw colour frames (what the checksum covers); preprocessing them gives exactly the
+    frames that the environment's own wrappers gave during the replay."""
+    monkeypatch.setattr(car, "DEMO_CACHE", tmp_path)
+    (replayed,) = car.load_demos(str(ROOT / "demos" / "CarRacing-v3.npz"), "CarRacing-v3", num_episodes=1)
+    (entry,) = tmp_path.glob("CarRacing-v3/*.npy")
+    assert np.load(entry).shape == (len(replayed["frames"]), 96, 96, 3)
+
+    def replay(*args, **kwargs):
+        raise AssertionError("replayed an episode that the cache holds")
+
+    monkeypatch.setattr(gym.wrappers.ResizeObservation, "step", replay)
+    (cached,) = car.load_demos(str(ROOT / "demos" / "CarRacing-v3.npz"), "CarRacing-v3", num_episodes=1)
+    assert np.array_equal(cached["frames"], replayed["frames"]) and np.array_equal(
+        cached["actions"], replayed["actions"]
+    )
+
+
 @pytest.mark.parametrize("start_state", ["rotated", "demo"])
 def test_smoke_both_start_states(run_script, tmp_path, start_state):
     flags = ["--save-model"] if start_state == "rotated" else []

@@ -89,6 +89,36 @@ def test_demo_buffer_rebuilds_the_stacks_of_the_replayed_games_and_is_never_evic
     )
 
 
+def test_the_second_load_reads_the_cache_and_a_damaged_entry_is_rebuilt(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(atari, "DEMO_CACHE", tmp_path)
+    first = atari.load_demos(str(DEMOS), gym.spaces.Discrete(4), 2, CPU)
+    entries = sorted(tmp_path.glob(f"{BREAKOUT}/*.npy"))
+    assert len(entries) == 2  # one per episode, named by its checksum
+
+    def replay(*args, **kwargs):
+        raise AssertionError("replayed an episode that the cache holds")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gym.wrappers.AtariPreprocessing, "step", replay)
+        second = atari.load_demos(str(DEMOS), gym.spaces.Discrete(4), 2, CPU)
+
+    def written(buffer):  # the rows written (torch.empty leaves the spare row's bytes undefined)
+        return np.asarray(buffer.frames[:, : buffer.size[0]]), buffer.actions[:, : buffer.size[0]]
+
+    assert all(np.array_equal(a, b) for a, b in zip(written(second), written(first)))
+    frames = np.load(entries[0])
+    frames[10, 40, 40] ^= 1  # one pixel of one entry changed, the other entry cut short
+    np.save(entries[0], frames)
+    entries[1].write_bytes(entries[1].read_bytes()[:1000])
+    third = atari.load_demos(str(DEMOS), gym.spaces.Discrete(4), 2, CPU)
+    assert capsys.readouterr().out.count("do not match their checksum: replaying the episode again") == 2
+    assert all(np.array_equal(a, b) for a, b in zip(written(third), written(first)))
+    assert all(atari.frames_checksum(np.load(entry)) == entry.name.split("-")[0] for entry in entries)  # rebuilt
+    monkeypatch.setattr(atari, "DEMO_CACHE", tmp_path / "off")
+    atari.load_demos(str(DEMOS), gym.spaces.Discrete(4), 1, CPU, cache=False)
+    assert not (tmp_path / "off").exists()
+
+
 def test_balanced_batch_is_half_demonstrations_and_stores_one_frame_per_transition():
     streams = np.zeros(1, dtype=np.int64)
     demo, agent = atari.FrameReplayBuffer(100, 1, (84, 84), CPU), atari.FrameReplayBuffer(1000, 1, (84, 84), CPU)
