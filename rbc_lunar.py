@@ -120,6 +120,10 @@ class Args:
     """target network update rate (1.0: hard copy)"""
     target_network_frequency: int = 100
     """gradient steps between target network updates"""
+    policy_averaging: float = 0.0
+    """evaluate (and save) an exponential moving average of the Q network's weights, updated with this decay after
+    every gradient step (0: the network itself; 0.9998 averages over about the last 5,000 steps); training
+    rollouts always act with the network itself"""
     eval_frequency: int = 20_000
     """gradient steps between periodic evaluations (the budget's unit, as --total-gradient-steps)"""
     eval_episodes: int = 10
@@ -292,6 +296,13 @@ def absorbing_value(rewards: torch.Tensor, absorbing: str, r_abs: float, gamma: 
     return r_abs / (1.0 - gamma)
 
 
+@torch.no_grad()
+def average_weights(average: nn.Module, network: nn.Module, decay: float) -> None:
+    """An exponential moving average of weights, one step: w_avg <- decay * w_avg + (1 - decay) * w."""
+    for averaged, current in zip(average.parameters(), network.parameters()):
+        averaged.lerp_(current, 1.0 - decay)
+
+
 def bc_nll(q_values: torch.Tensor, actions: torch.Tensor, alpha: float) -> torch.Tensor:
     """-log pi(a|s) = -(Q(s, a) - V(s)) / alpha  (Eq. 4, with the temperature written out)."""
     return -(q_values.gather(1, actions[:, None]).squeeze(1) - soft_value(q_values, alpha)) / alpha
@@ -444,6 +455,8 @@ def check_args(args: Args) -> str | None:
         return f"--epsilon-decay-steps must be at least 1, not {args.epsilon_decay_steps}."
     if not 0.0 < args.tau <= 1.0:
         return f"--tau must be in (0, 1], not {args.tau}."
+    if not 0.0 <= args.policy_averaging < 1.0:
+        return f"--policy-averaging must be in [0, 1), not {args.policy_averaging}."
     defaults = Args()
     if args.paper_values:  # a flag beside --paper-values that sets one of its values would be lost
         for name in PAPER_VALUES:
@@ -513,6 +526,10 @@ if __name__ == "__main__":
     target_network = QNetwork(obs_dim, n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel per step
+    # The policy that is evaluated and saved: the network itself, or an average of its recent weights
+    # (--policy-averaging), which greedy evaluations from the shifted start swing less with (docs/lunar_lander.md).
+    policy_network = QNetwork(obs_dim, n_actions).to(device) if args.policy_averaging else q_network
+    policy_network.load_state_dict(q_network.state_dict())
 
     # D_demo: the demonstrations with reward r_demo (SQIL; 0 in RBC's penalty), never evicted.
     # D_samp: the agent's rollouts with reward 0 (imitation) or the environment's reward (--reward-source env).
@@ -597,6 +614,9 @@ if __name__ == "__main__":
         loss.backward()
         optimizer.step()
 
+        if args.policy_averaging:
+            average_weights(policy_network, q_network, args.policy_averaging)
+
         if step % args.target_network_frequency == 0:
             for target_param, param in zip(target_network.parameters(), q_network.parameters()):
                 target_param.data.copy_(args.tau * param.data + (1.0 - args.tau) * target_param.data)
@@ -624,7 +644,7 @@ if __name__ == "__main__":
             for policy in ("greedy", "boltzmann"):
                 mean_return, success_rate = evaluate(
                     eval_env,
-                    q_network,
+                    policy_network,
                     policy,
                     args.eval_episodes,
                     args.alpha,
@@ -633,7 +653,7 @@ if __name__ == "__main__":
                 writer.add_scalar(f"eval/{policy}_episodic_return", mean_return, step)
                 writer.add_scalar(f"eval/{policy}_success", success_rate, step)
                 if args.save_model and policy == "greedy" and success_rate >= best_eval.get(policy, 0.0):
-                    best = {"args": vars(args), "q_network": q_network.state_dict(), "gradient_steps": step + 1}
+                    best = {"args": vars(args), "q_network": policy_network.state_dict(), "gradient_steps": step + 1}
                     torch.save(best, f"runs/{run_name}/{args.exp_name}_best.pt")
                 best_eval[policy] = max(best_eval.get(policy, 0.0), success_rate)
                 progress.set_postfix_str(f"eval {policy} success {success_rate:.2f}", refresh=False)
@@ -652,7 +672,7 @@ if __name__ == "__main__":
     print(f"best success over {window} consecutive training episodes: {best_training_success:.2f}")
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.pt"
-        torch.save({"args": vars(args), "q_network": q_network.state_dict()}, model_path)
+        torch.save({"args": vars(args), "q_network": policy_network.state_dict()}, model_path)
         print(f"model saved to {model_path}")
     video_folder = f"videos/{run_name}" if args.capture_video else None
     final_env = make_env(
@@ -670,7 +690,7 @@ if __name__ == "__main__":
     }
     for policy in ("greedy", "boltzmann"):
         mean_return, success_rate = evaluate(
-            final_env, q_network, policy, args.final_eval_episodes, args.alpha, seed=args.seed + 2_000_000
+            final_env, policy_network, policy, args.final_eval_episodes, args.alpha, seed=args.seed + 2_000_000
         )
         writer.add_scalar(f"eval/final_{policy}_episodic_return", mean_return, args.total_gradient_steps)
         writer.add_scalar(f"eval/final_{policy}_success", success_rate, args.total_gradient_steps)

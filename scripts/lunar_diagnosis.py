@@ -77,6 +77,10 @@ POINTS = [
     # the weight of the agent's transitions that kept Humanoid's walk (docs/mujoco.md): r_eff >= r_demo / (1 + lambda)
     ("E_G_lr3e-4_clip_lambda0.25", {**EXPERT, **G3C, "--lambda-samp": "0.25"}, "shifted", S5, 100_000),
     ("G_lr3e-4_clip_lambda0.25", {**G3C, "--lambda-samp": "0.25"}, "shifted", S5, 100_000),
+    # the policy evaluated is an average of the network's weights over about the last 5,000 gradient steps
+    ("E_G_lr3e-4_clip_avg", {**EXPERT, **G3C, "--policy-averaging": "0.9998"}, "shifted", S5, 100_000),
+    ("G_lr3e-4_clip_avg", {**G3C, "--policy-averaging": "0.9998"}, "shifted", S5, 100_000),
+    ("BC_avg", {**G3C, "--loss": "rbc", "--rbc-lambda": "0", "--policy-averaging": "0.9998"}, "shifted", S5, 100_000),
 ]
 
 

@@ -131,6 +131,18 @@ def test_sqil_gradient_equals_regularised_bc_gradient_appendix_a1():
     assert not torch.allclose(gradient(eq7(with_v_start=False)), g8)
 
 
+def test_average_weights_is_an_exponential_moving_average():
+    average, network = rbc_lunar.QNetwork(8, 4), rbc_lunar.QNetwork(8, 4)
+    for module, value in ((average, 0.0), (network, 1.0)):
+        for parameter in module.parameters():
+            torch.nn.init.constant_(parameter, value)
+    rbc_lunar.average_weights(average, network, decay=0.75)
+    assert all(torch.allclose(p, torch.full_like(p, 0.25)) for p in average.parameters())
+    rbc_lunar.average_weights(average, network, decay=0.75)  # 0.75 * 0.25 + 0.25 * 1
+    assert all(torch.allclose(p, torch.full_like(p, 0.4375)) for p in average.parameters())
+    assert all(torch.equal(p, torch.ones_like(p)) for p in network.parameters())  # the network is left alone
+
+
 def test_absorbing_states_replace_termination():
     """`--absorbing learned`: the terminated transition now leads to the absorbing state, which loops
     to itself under every action; a truncated end is left alone; nothing stays terminal."""
@@ -387,6 +399,7 @@ def test_wide_start_covers_both_shifted_starts():
         ({"paper_values": True, "alpha": 0.5}, "--paper-values sets --alpha"),
         ({"epsilon_start": 1.5}, "--epsilon-start must be a probability"),
         ({"epsilon_decay_steps": 0}, "--epsilon-decay-steps must be at least 1"),
+        ({"policy_averaging": 1.0}, "--policy-averaging must be in [0, 1)"),
     ],
 )
 def test_bad_flags_are_one_sentence(changes, message):
