@@ -74,7 +74,7 @@ def level(ax, value: float, label: str, color: str, style: str = "--") -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# LunarLander (paper Figure 4): rbc_lunar.py rows of scripts/lunar_table.py.
+# LunarLander (paper Figure 4): rbc_lunar.py rows of the lunar sweep (scripts/lunar_table.py).
 # ---------------------------------------------------------------------------------------------
 LUNAR_EVAL = r"step (\d+): env steps (\d+), eval greedy return [-\d.]+ success ([\d.]+)"
 LUNAR_FINAL = r"final greedy evaluation \(\w+ start\): return [-\d.]+, success ([\d.]+)"
