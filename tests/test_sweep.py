@@ -102,6 +102,18 @@ def test_the_slurm_path_submits_one_job_array_through_submitit(tmp_path):
     assert list((tmp_path / "results" / "submitit").iterdir())  # submitit's own job folder
 
 
+def test_the_lunar_sweep_submits_its_missing_runs_as_one_job_array(tmp_path):
+    """The repository's own LunarLander sweep through submitit (debug executor, --no-wait: built and
+    submitted, not run; its runs take minutes)."""
+    pytest.importorskip("submitit")
+    flags = ("--rows", "SQIL", "BC", "--demos", "scripted", "--starts", "shifted", "--seeds", "9")
+    flags += ("--results", str(tmp_path / "results"), "--slurm-partition", "cpu", "--submitit-cluster", "debug")
+    done = run_sweep("lunar", *flags, "--no-wait", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 runs to do" in done.stdout and "submitted 2 runs as job array" in done.stdout
+    assert not list((tmp_path / "results").glob("*/results.json"))  # submitted only
+
+
 def test_a_stopped_run_resumes_from_its_checkpoint_and_a_failed_run_is_named(tmp_path):
     script = tmp_path / "checkpointing.py"
     script.write_text(CHECKPOINTING_SCRIPT)
