@@ -77,7 +77,8 @@ class Args:
     """evaluate from the environment's own start, LunarLander's shifted start (as rbc_lunar.py) or
     CarRacing's rotated start (as sqil_car_racing.py)"""
     max_episode_steps: int | None = None
-    """cut evaluation episodes after this many agent steps (default: the environment's own limit)"""
+    """cut evaluation episodes after this many agent steps (default: Atari 4,500, the demonstrations' cap, since a
+    greedy policy that never serves would play to ALE's 108,000 frames; elsewhere the environment's own limit)"""
     continuous_loss: Literal["mle", "mse"] = "mle"
     """continuous actions: maximum likelihood of the tanh-Gaussian, or mean squared error of its mean"""
     total_gradient_steps: int = 100_000
@@ -100,6 +101,7 @@ class Args:
 # Environments, built as in the SQIL file of each family.
 # ---------------------------------------------------------------------------------------------
 ATARI_PREPROCESSING = dict(noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True)
+ATARI_EVAL_MAX_STEPS = 4_500  # agent steps per evaluation game, as the demonstrations (collect_demos.py)
 FRAME_STACK = 4
 SHIFTED_X = 0.7  # |x| of LunarLander's shifted start, in observation units (the flags are at |x| = 0.2)
 
@@ -477,6 +479,8 @@ def fail(message: str):
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    if args.max_episode_steps is None and is_atari(args.env_id):
+        args.max_episode_steps = ATARI_EVAL_MAX_STEPS
     counts = (
         "total_gradient_steps batch_size val_frequency eval_frequency "
         "eval_episodes final_eval_episodes max_episode_steps"

@@ -43,7 +43,8 @@ class Args:
     """print a summary of this existing demonstration file and exit (records nothing)"""
     expert_model: str | None = None
     """a trained expert: a model saved by `sqil_sac_continuous.py --save-model` (or one of its checkpoints),
-    whose actor acts, or by `rbc_lunar.py --reward-source env --save-model`, whose Q network acts greedily"""
+    whose actor acts, by `rbc_lunar.py --reward-source env --save-model`, whose Q network acts greedily, or
+    an Atari `expert.pt` of `scripts/ppo_atari_expert.py`, whose policy acts greedily"""
     stochastic: bool = False
     """with --expert-model: sample the actor's actions instead of taking its mean (the paper's Humanoid expert)"""
     to_minari: tuple[str, str] | None = None
@@ -233,6 +234,35 @@ def q_expert(path: str, env: gym.Env):
     return expert, f"soft Q network trained by rbc_lunar.py --reward-source env ({trained}; {path}, greedy)"
 
 
+def atari_expert(path: str, env: gym.Env):
+    """The greedy policy of a network saved by `scripts/ppo_atari_expert.py` (the policy's logits, in the shape of
+    sqil_dqn_atari.QNetwork), on the 4 stacked frames it was trained on: the recording env gives single frames."""
+    import torch
+
+    from sqil_dqn_atari import FRAME_STACK, QNetwork
+
+    saved = torch.load(path, weights_only=False)
+    if "policy" not in saved:
+        sys.exit(f"collect_demos.py: {path} is not an expert saved by scripts/ppo_atari_expert.py.")
+    if saved["args"]["env_id"] != env.spec.id:
+        sys.exit(f"collect_demos.py: {path} was trained on {saved['args']['env_id']}, not {env.spec.id}.")
+    policy = QNetwork(int(env.action_space.n))
+    policy.load_state_dict(saved["policy"])
+    stack, last_frame_number = [], [float("inf")]
+
+    def expert(env: gym.Env, obs: np.ndarray) -> int:
+        # A new game starts at most 30 no-op frames in, below any frame number of the game before (which
+        # grows by 4 per step): then the stack is the first frame repeated, as FrameStackObservation pads.
+        frame_number = env.unwrapped.ale.getEpisodeFrameNumber()
+        stack[:] = [obs] * FRAME_STACK if frame_number <= last_frame_number[0] else [*stack[1:], obs]
+        last_frame_number[0] = frame_number
+        with torch.no_grad():
+            return int(policy(torch.as_tensor(np.stack(stack))[None]).argmax())
+
+    trained = f"{saved['env_steps']:,} env steps"
+    return expert, f"PPO policy trained by scripts/ppo_atari_expert.py on the game score ({trained}; {path}, greedy)"
+
+
 def record(args: Args) -> None:
     try:
         env = make_env(args.env_id)
@@ -243,7 +273,8 @@ def record(args: Args) -> None:
             sys.exit(f"collect_demos.py: expert model {args.expert_model} does not exist.")
         if args.stochastic:
             sys.exit("collect_demos.py: --stochastic applies to SAC actors; a Q network expert acts greedily.")
-        expert, expert_description = q_expert(args.expert_model, env)
+        load = atari_expert if is_atari(args.env_id) else q_expert
+        expert, expert_description = load(args.expert_model, env)
     elif args.expert_model:
         expert, expert_description = sac_expert(args.expert_model, env, args.stochastic)
     elif args.env_id in EXPERTS:

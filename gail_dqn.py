@@ -113,6 +113,9 @@ class Args:
     """start states for evaluation (default: the same as `start_state`)"""
     max_episode_steps: int | None = None
     """cut episodes after this many steps, as truncations (default: the environment's own limit)"""
+    eval_max_episode_steps: int | None = None
+    """cut evaluation episodes after this many steps (default: --max-episode-steps if given, else Atari 4,500, the
+    demonstrations' cap, since a greedy policy that never serves would play to ALE's 108,000 frames)"""
     total_gradient_steps: int = 100_000
     """gradient steps of the learner"""
     k: Annotated[int | None, family_default("k", "INT")] = None
@@ -141,6 +144,20 @@ class Args:
     """episodes per periodic evaluation and policy (greedy and stochastic)"""
     final_eval_episodes: int = 100
     """episodes of the final evaluation, per policy"""
+    checkpoint_frequency: int = 0
+    """gradient steps between checkpoints in `checkpoints/` (networks, optimisers, both buffers' contents, counters,
+    RNG states); 0: none. A run that stops resumes from its last one with --resume"""
+    resume: str | None = None
+    """continue the run saved in this checkpoint exactly where it stopped"""
+
+
+# What a resumed run may change: its length, evaluation, checkpointing, logging and device. Every other flag
+# defines the experiment and must be the checkpoint's (--demo-path may name a moved copy of the same file).
+RESUMABLE = {
+    "exp_name", "torch_deterministic", "cuda", "track", "wandb_project_name", "wandb_entity", "capture_video",
+    "save_model", "demo_path", "demo_cache", "total_gradient_steps", "eval_frequency", "eval_episodes",
+    "final_eval_episodes", "eval_max_episode_steps", "checkpoint_frequency", "resume",
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +166,7 @@ class Args:
 # ---------------------------------------------------------------------------------------------
 ATARI_PREPROCESSING = dict(noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True)
 FRAME_STACK = 4
+ATARI_EVAL_MAX_STEPS = 4_500  # agent steps per evaluation game, as the demonstrations (collect_demos.py)
 CAR_FRAME_SIZE = 64
 SHIFTED_X = 0.7  # |x| of the shifted start, in observation units (the flags are at |x| = 0.2)
 
@@ -639,6 +657,29 @@ def run_episode(env: gym.Env, q_network: nn.Module, policy: str, alpha: float, d
     return episode, float(stats["r"]), int(stats["l"]), success
 
 
+def buffer_state(buffer: TransitionBuffer | EpisodeFrameBuffer) -> dict:
+    """Every field of a buffer; its tensors are whole (no views), so torch.save writes them without a copy."""
+    return {name: value for name, value in vars(buffer).items() if name != "device"}
+
+
+def load_buffer_state(buffer: TransitionBuffer | EpisodeFrameBuffer, state: dict) -> None:
+    for name, value in state.items():
+        setattr(buffer, name, value.to(buffer.device) if torch.is_tensor(value) else value)
+
+
+def env_rng_states(env: gym.Env) -> tuple:
+    """What the next episodes of `env` depend on, between episodes: its random number generator (starts, tracks,
+    no-op resets) and, in Atari, the emulator's. The wrappers hold nothing that outlives an episode."""
+    emulator = env.unwrapped.clone_state(include_rng=True) if hasattr(env.unwrapped, "ale") else None
+    return env.unwrapped.np_random.bit_generator.state, emulator
+
+
+def restore_env_rng_states(env: gym.Env, states: tuple) -> None:
+    env.unwrapped.np_random.bit_generator.state = states[0]
+    if states[1] is not None:
+        env.unwrapped.restore_state(states[1])
+
+
 def evaluate(env: gym.Env, q_network: QNetwork, policy: str, episodes: int, alpha: float, device, seed: int):
     results = [run_episode(env, q_network, policy, alpha, device, seed=seed + i)[1:] for i in range(episodes)]
     returns, _, successes = zip(*results)
@@ -657,9 +698,11 @@ if __name__ == "__main__":
     for key, value in FAMILY_DEFAULTS[family].items():  # unset flags take the family's value (logged below)
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.eval_max_episode_steps is None:
+        args.eval_max_episode_steps = args.max_episode_steps or (ATARI_EVAL_MAX_STEPS if family == "atari" else None)
     counts = (
         "total_gradient_steps k batch_size buffer_size target_network_frequency discriminator_frequency "
-        "eval_frequency eval_episodes final_eval_episodes max_episode_steps"
+        "eval_frequency eval_episodes final_eval_episodes max_episode_steps eval_max_episode_steps"
     ).split()  # flags that count steps or episodes
     if too_small := [name for name in counts if getattr(args, name) is not None and getattr(args, name) < 1]:
         name = too_small[0]
@@ -668,8 +711,26 @@ if __name__ == "__main__":
     for start, owner in (("shifted", "lunar"), ("rotated", "car_racing")):
         if start in (args.start_state, eval_start_state) and family != owner:
             fail(f"the {start} start exists for {'LunarLander' if owner == 'lunar' else 'CarRacing'} only.")
+    if args.checkpoint_frequency < 0:
+        fail(f"--checkpoint-frequency cannot be negative, not {args.checkpoint_frequency}.")
+    checkpoint = None
+    if args.resume:
+        try:
+            checkpoint = torch.load(args.resume, map_location="cpu", weights_only=False)
+            saved = {**vars(args), **checkpoint["args"]}  # a flag added since the checkpoint: its default
+            checkpoint["discriminator"]  # what only this script's checkpoints hold
+        except Exception as error:
+            fail(f"{args.resume} is not a checkpoint of gail_dqn.py ({type(error).__name__}: {error}).")
+        if changed := [key for key, value in vars(args).items() if key not in RESUMABLE and saved[key] != value]:
+            fail(
+                f"{args.resume} was run with "
+                + ", ".join(f"--{key.replace('_', '-')} {saved[key]} (now {getattr(args, key)})" for key in changed)
+                + "; a resumed run keeps the checkpoint's settings."
+            )
     run_name = (
-        f"{args.env_id}__{args.exp_name}__{args.reward_variant}__{args.start_state}__{args.seed}"
+        checkpoint["run_name"]
+        if checkpoint
+        else f"{args.env_id}__{args.exp_name}__{args.reward_variant}__{args.start_state}__{args.seed}"
         f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
     )
     if args.track:
@@ -700,7 +761,9 @@ if __name__ == "__main__":
     unbiased = args.reward_variant == "unbiased"
     try:
         env = make_env(args.env_id, args.start_state, args.seed, args.max_episode_steps, None, unbiased)
-        eval_env = make_env(args.env_id, eval_start_state, args.seed + 10_000, args.max_episode_steps, None, unbiased)
+        eval_env = make_env(
+            args.env_id, eval_start_state, args.seed + 10_000, args.eval_max_episode_steps, None, unbiased
+        )
     except (gym.error.Error, ImportError) as error:
         fail(f"cannot make environment {args.env_id!r}: {error}")
     if not isinstance(env.action_space, gym.spaces.Discrete) or (
@@ -758,9 +821,56 @@ if __name__ == "__main__":
     half = args.batch_size // 2
 
     env.reset(seed=args.seed)  # seeds the environment's RNG; later resets continue its stream
-    env_steps, training_successes, start_time = 0, [], time.time()
+    env_steps, training_successes, start_step = 0, [], 0
+    modules = {
+        "q_network": q_network,
+        "target_network": target_network,
+        "discriminator": discriminator,
+        "q_optimizer": q_optimizer,
+        "discriminator_optimizer": discriminator_optimizer,
+    }
+    if checkpoint:
+        for key, module in modules.items():
+            module.load_state_dict(checkpoint[key])
+        load_buffer_state(agent_buffer, checkpoint["agent_buffer"])
+        restore_env_rng_states(env, checkpoint["env_rng"])
+        start_step, env_steps, training_successes = checkpoint["step"], checkpoint["env_steps"], checkpoint["successes"]
+        random.setstate(checkpoint["python_rng"])
+        np.random.set_state(checkpoint["numpy_rng"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if device.type == "cuda" and checkpoint["cuda_rng"]:
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+        print(f"resumed {run_name} at gradient step {start_step} from {args.resume}")
+
+    def save_checkpoint(step: int) -> None:
+        """Everything the run needs to go on as if it had not stopped (on the same device and software), saved
+        between two rollouts, written atomically: a run killed at any moment leaves its last complete checkpoint."""
+        Path("checkpoints").mkdir(exist_ok=True)
+        path = f"checkpoints/{run_name}.pt"
+        state = {key: module.state_dict() for key, module in modules.items()}
+        state.update(
+            args=vars(args),
+            run_name=run_name,
+            step=step,
+            env_steps=env_steps,
+            successes=training_successes,
+            agent_buffer=buffer_state(agent_buffer),
+            env_rng=env_rng_states(env),
+            python_rng=random.getstate(),
+            numpy_rng=np.random.get_state(),
+            torch_rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+        )
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)  # never leave a half-written checkpoint behind
+        tqdm.write(f"gradient step {step}: checkpoint saved to {path}")
+
+    start_time, start_env_steps = time.time(), env_steps
     # a progress bar on a terminal only (disable=None): redirected logs and CI stay plain text
-    progress = tqdm(range(args.total_gradient_steps), "gradient steps", disable=None, mininterval=2.0)
+    steps = range(start_step, args.total_gradient_steps)
+    progress = tqdm(
+        steps, "gradient steps", args.total_gradient_steps, initial=start_step, disable=None, mininterval=2.0
+    )
     for step in progress:
         # As SQIL's Algorithm 1: every k gradient steps, one rollout of the Boltzmann policy.
         if step % args.k == 0:
@@ -788,6 +898,10 @@ if __name__ == "__main__":
             discriminator_optimizer.zero_grad()
             d_loss.backward()
             discriminator_optimizer.step()
+            if step % 1000 == 0:
+                writer.add_scalar("losses/discriminator_loss", d_loss.item(), step)
+                writer.add_scalar("losses/discriminator_demo_accuracy", (demo_logits > 0).float().mean().item(), step)
+                writer.add_scalar("losses/discriminator_agent_accuracy", (agent_logits < 0).float().mean().item(), step)
 
         # The learner: soft Q-learning on the agent's transitions, rewards from the current discriminator.
         obs, actions, next_obs, terminated = agent_buffer.sample(args.batch_size)
@@ -808,14 +922,11 @@ if __name__ == "__main__":
 
         if step % 1000 == 0:
             writer.add_scalar("losses/td_loss", td_loss.item(), step)
-            writer.add_scalar("losses/discriminator_loss", d_loss.item(), step)
-            writer.add_scalar("losses/discriminator_demo_accuracy", (demo_logits > 0).float().mean().item(), step)
-            writer.add_scalar("losses/discriminator_agent_accuracy", (agent_logits < 0).float().mean().item(), step)
             writer.add_scalar("losses/reward_samp", rewards.mean().item(), step)
             writer.add_scalar("losses/q_samp", q_sa.mean().item(), step)
             elapsed = time.time() - start_time
-            writer.add_scalar("charts/SPS", int(env_steps / elapsed), step)
-            writer.add_scalar("charts/gradient_steps_per_s", int((step + 1) / elapsed), step)
+            writer.add_scalar("charts/SPS", int((env_steps - start_env_steps) / elapsed), step)
+            writer.add_scalar("charts/gradient_steps_per_s", int((step + 1 - start_step) / elapsed), step)
 
         if (step + 1) % args.eval_frequency == 0:
             for policy in ("greedy", "boltzmann"):
@@ -830,11 +941,17 @@ if __name__ == "__main__":
                     message += f" success {success_rate:.2f}"
                 progress.set_postfix_str(message, refresh=False)
                 tqdm.write(f"step {step + 1}: env steps {env_steps}, {message}")
+        # and at the run's end, for a later --resume with a longer --total-gradient-steps
+        if args.checkpoint_frequency and (
+            (step + 1) % args.checkpoint_frequency == 0 or step + 1 == args.total_gradient_steps
+        ):
+            save_checkpoint(step + 1)
 
     wall_time = time.time() - start_time
+    gradient_steps, new_env_steps = args.total_gradient_steps - start_step, env_steps - start_env_steps
     print(
-        f"trained {args.total_gradient_steps} gradient steps and {env_steps} env steps in {wall_time:.0f} s "
-        f"({args.total_gradient_steps / wall_time:.0f} gradient steps/s, {env_steps / wall_time:.0f} env steps/s)"
+        f"trained {gradient_steps} gradient steps and {new_env_steps} env steps in {wall_time:.0f} s "
+        f"({gradient_steps / wall_time:.0f} gradient steps/s, {new_env_steps / wall_time:.0f} env steps/s)"
     )
     # LunarLander, the paper's metric (Figure 4): the best success rate over 100 consecutive training episodes.
     window = min(100, len(training_successes))
@@ -848,7 +965,7 @@ if __name__ == "__main__":
         print(f"model saved to {model_path}")
     video_folder = f"videos/{run_name}" if args.capture_video else None
     final_env = make_env(
-        args.env_id, eval_start_state, args.seed + 20_000, args.max_episode_steps, video_folder, unbiased
+        args.env_id, eval_start_state, args.seed + 20_000, args.eval_max_episode_steps, video_folder, unbiased
     )
     results = {
         "args": vars(args),

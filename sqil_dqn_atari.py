@@ -18,6 +18,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import pickle
 import random
 import sys
 import time
@@ -102,6 +103,26 @@ class Args:
     """env steps between greedy evaluations (the budget's unit, as --total-timesteps); 0: none until the end"""
     eval_episodes: int = 10
     """episodes per evaluation, and of the final evaluation"""
+    eval_max_episode_steps: int | None = None
+    """agent steps per evaluation game (default: --max-episode-steps if given, else 4,500 = 18,000 frames, the
+    demonstrations' cap: a greedy policy that never serves would play to ALE's 108,000); a capped game scores what it scored"""
+    checkpoint_frequency: int = 0
+    """env steps between checkpoints in `checkpoints/` (networks, optimiser, counters, RNG states, the games'
+    states, the agent buffer); 0: none. A run that stops resumes from its last one with --resume"""
+    checkpoint_buffer: bool = True
+    """keep the agent buffer in checkpoints (its frames in a file beside it, 7.1 KB per transition); without it
+    a checkpoint is a few MB and a resumed run refills the buffer with `learning_starts` steps before updating"""
+    resume: str | None = None
+    """continue the run saved in this checkpoint exactly where it stopped, its games included"""
+
+
+# What a resumed run may change: its length, evaluation, checkpointing, logging and device. Every other flag
+# defines the experiment and must be the checkpoint's (--demo-path may name a moved copy of the same file).
+RESUMABLE = {
+    "exp_name", "torch_deterministic", "cuda", "track", "wandb_project_name", "wandb_entity", "capture_video",
+    "save_model", "demo_path", "demo_cache", "total_timesteps", "eval_frequency", "eval_episodes",
+    "eval_max_episode_steps", "checkpoint_frequency", "checkpoint_buffer", "resume",
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,6 +130,7 @@ class Args:
 # ---------------------------------------------------------------------------------------------
 ATARI_PREPROCESSING = dict(noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True)
 FRAME_STACK = 4
+ATARI_EVAL_MAX_STEPS = 4_500  # agent steps per evaluation game, as the demonstrations (collect_demos.py)
 
 
 def make_env(env_id: str, seed: int, max_episode_steps: int | None = None, video_folder: str | None = None):
@@ -192,6 +214,32 @@ class FrameReplayBuffer:
 
     def num_transitions(self) -> int:
         return int(self.size.sum())
+
+    BOOKKEEPING = ("age", "actions", "terminated", "head", "size", "overwritten", "current_age")
+
+    def state_dict(self) -> dict:
+        """Everything but the frames, which `save_frames` writes apart."""
+        return {name: getattr(self, name).copy() for name in self.BOOKKEEPING}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.BOOKKEEPING:
+            getattr(self, name)[...] = state[name]
+
+    def save_frames(self, path: str) -> None:
+        """The written rows' frames as raw bytes, stream by stream, without a copy of the buffer in memory
+        (torch.save would copy a slice, or write a view's whole storage: the empty capacity too)."""
+        with open(path, "wb") as f:
+            for stream in self.frames[:, : int(self.size.max())]:
+                stream.cpu().numpy().tofile(f)
+
+    def load_frames(self, path: str, chunk: int = 65_536) -> None:
+        """Reads what `save_frames` wrote (after `load_state_dict`), `chunk` rows at a time."""
+        used = int(self.size.max())
+        saved = np.memmap(path, np.uint8, "r", shape=(len(self.size), used, *self.frames.shape[2:]))
+        for stream in range(len(self.size)):
+            for start in range(0, used, chunk):
+                rows = slice(start, min(start + chunk, used))
+                self.frames[stream, rows] = torch.from_numpy(np.array(saved[stream, rows]))
 
     def stack_rows(self, rows: np.ndarray, age: np.ndarray) -> np.ndarray:
         """The rows of the FRAME_STACK frames of the observation whose newest frame is at `rows`."""
@@ -392,10 +440,12 @@ def boltzmann_actions(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
     return torch.multinomial(F.softmax(q_values / alpha, dim=-1), 1).squeeze(1)
 
 
-def evaluate(env_id: str, q_network: QNetwork, episodes: int, seed: int, device, max_episode_steps=None, video=None):
-    """Mean true game score of the greedy policy (deterministic, as the paper evaluates) over full games."""
+def evaluate(env_id: str, q_network: QNetwork, episodes: int, seed: int, device, max_episode_steps: int, video=None):
+    """True game scores and lengths of the greedy policy (deterministic, as the paper evaluates), one per game
+    of at most `max_episode_steps` agent steps; a progress bar counts the steps on a terminal."""
     env = make_env(env_id, seed, max_episode_steps, video)()
-    returns = []
+    returns, lengths = [], []
+    steps = tqdm(total=episodes * max_episode_steps, desc="evaluation steps", disable=None, leave=False)
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         done = False
@@ -404,9 +454,34 @@ def evaluate(env_id: str, q_network: QNetwork, episodes: int, seed: int, device,
                 action = int(q_network(torch.as_tensor(obs, device=device)[None]).argmax())
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
+            steps.update()
+        steps.update((episode + 1) * max_episode_steps - steps.n)  # a game that ended early: its unplayed steps
         returns.append(float(info["episode"]["r"]))
+        lengths.append(int(info["episode"]["l"]))
+    steps.close()
     env.close()
-    return returns
+    return returns, lengths
+
+
+def game_states(envs: gym.vector.SyncVectorEnv) -> list[bytes]:
+    """Each game of `envs` as it stands, wrappers included (frame stack, no-op counter, episode statistics).
+    The wrappers pickle; the emulator pickles only its constructor's arguments, so its state is cloned, its
+    random number generators included, and so is the generator that draws the no-op resets."""
+    return [
+        pickle.dumps((env, env.unwrapped.clone_state(include_rng=True), env.unwrapped.np_random.bit_generator.state))
+        for env in envs.envs
+    ]
+
+
+def restore_games(envs: gym.vector.SyncVectorEnv, states: list[bytes]) -> None:
+    """Puts the games saved by `game_states` in place of those of `envs`: they go on exactly as they would have."""
+    envs.close_extras()
+    envs.envs = []
+    for state in states:
+        env, emulator, no_op_rng = pickle.loads(state)
+        env.unwrapped.restore_state(emulator)
+        env.unwrapped.np_random.bit_generator.state = no_op_rng
+        envs.envs.append(env)
 
 
 def fail(message: str):
@@ -418,15 +493,34 @@ def fail(message: str):
 if __name__ == "__main__":
     args = tyro.cli(Args)
     counts = (
-        "total_timesteps buffer_size target_network_frequency max_episode_steps"
+        "total_timesteps buffer_size target_network_frequency max_episode_steps eval_max_episode_steps"
     ).split()  # flags that count steps or episodes
     if too_small := [name for name in counts if getattr(args, name) is not None and getattr(args, name) < 1]:
         name = too_small[0]
         fail(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}.")
     if args.batch_size < 2 or args.num_envs < 1 or args.train_frequency < 1:
         fail("--batch-size must be at least 2, --num-envs and --train-frequency at least 1.")
+    args.eval_max_episode_steps = args.eval_max_episode_steps or args.max_episode_steps or ATARI_EVAL_MAX_STEPS
+    if min(args.learning_starts, args.eval_frequency, args.eval_episodes, args.checkpoint_frequency) < 0:
+        fail("--learning-starts, --eval-frequency, --eval-episodes and --checkpoint-frequency cannot be negative.")
+    checkpoint = None
+    if args.resume:
+        try:
+            checkpoint = torch.load(args.resume, map_location="cpu", weights_only=False)
+            saved = {**vars(args), **checkpoint["args"]}  # a flag added since the checkpoint: its default
+            checkpoint["games"]  # what only this script's checkpoints hold
+        except Exception as error:
+            fail(f"{args.resume} is not a checkpoint of sqil_dqn_atari.py ({type(error).__name__}: {error}).")
+        if changed := [key for key, value in vars(args).items() if key not in RESUMABLE and saved[key] != value]:
+            fail(
+                f"{args.resume} was run with "
+                + ", ".join(f"--{key.replace('_', '-')} {saved[key]} (now {getattr(args, key)})" for key in changed)
+                + "; a resumed run keeps the checkpoint's settings."
+            )
     run_name = (
-        f"{args.env_id}__{args.exp_name}__{args.seed}"
+        checkpoint["run_name"]
+        if checkpoint
+        else f"{args.env_id}__{args.exp_name}__{args.seed}"
         f"__{int(time.time())}__{os.getpid()}"  # the process id keeps runs started in the same second apart
     )
     if args.track:
@@ -484,10 +578,75 @@ if __name__ == "__main__":
     )
     obs, _ = envs.reset(seed=args.seed)
     agent_buffer.start_episodes(np.arange(args.num_envs), obs[:, -1])
-    global_step, gradient_steps, next_eval, start_time = 0, 0, args.eval_frequency, time.time()
+    global_step, gradient_steps = 0, 0
+    modules = {"q_network": q_network, "target_network": target_network, "optimizer": optimizer}
+    # Gradient steps are due at one per `train_frequency` env steps from `learning_starts` on: `updates_from`
+    # is (env step, gradient steps done) where the count starts.
+    updates_from = (args.learning_starts, 0)
+    if checkpoint:
+        restore_games(envs, checkpoint["games"])
+        obs = checkpoint["obs"]
+        for key, module in modules.items():
+            module.load_state_dict(checkpoint[key])
+        global_step, gradient_steps = checkpoint["global_step"], checkpoint["gradient_steps"]
+        if checkpoint["agent_buffer"] is not None:
+            agent_buffer.load_state_dict(checkpoint["agent_buffer"])
+            frames = Path(args.resume).with_name(checkpoint["frames"])
+            if not frames.is_file():
+                fail(f"{args.resume} keeps its agent buffer's frames in {frames}, which does not exist.")
+            agent_buffer.load_frames(str(frames))
+        else:
+            # The first stored stack after the resume repeats its newest frame, as at an episode's start.
+            agent_buffer.start_episodes(np.arange(args.num_envs), obs[:, -1])
+            updates_from = (global_step + args.learning_starts, gradient_steps)
+            print(f"the checkpoint holds no agent buffer: {args.learning_starts} env steps refill it before updates")
+        random.setstate(checkpoint["python_rng"])
+        np.random.set_state(checkpoint["numpy_rng"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if device.type == "cuda" and checkpoint["cuda_rng"]:
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+        print(f"resumed {run_name} at env step {global_step} from {args.resume}")
+
+    def save_checkpoint() -> None:
+        """Everything the run needs to go on as if it had not stopped (on the same device and software),
+        written atomically: a run killed at any moment leaves its last complete checkpoint."""
+        Path("checkpoints").mkdir(exist_ok=True)
+        path = Path(f"checkpoints/{run_name}.pt")
+        frames = path.with_name(f"{run_name}.{global_step}.frames") if args.checkpoint_buffer else None
+        if frames:
+            agent_buffer.save_frames(f"{frames}.tmp")
+            os.replace(f"{frames}.tmp", frames)
+        state = {key: module.state_dict() for key, module in modules.items()}
+        state.update(
+            args=vars(args),
+            run_name=run_name,
+            global_step=global_step,
+            gradient_steps=gradient_steps,
+            games=game_states(envs),
+            obs=obs,
+            agent_buffer=agent_buffer.state_dict() if frames else None,
+            frames=frames.name if frames else None,
+            python_rng=random.getstate(),
+            numpy_rng=np.random.get_state(),
+            torch_rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+        )
+        torch.save(state, f"{path}.tmp")
+        os.replace(f"{path}.tmp", path)  # never a half-written checkpoint; then the older frames go
+        for old in path.parent.glob(f"{run_name}.*.frames"):
+            if old != frames:
+                old.unlink()
+        tqdm.write(f"env step {global_step}: checkpoint saved to {path}")
+
+    def next_multiple(every: int) -> int:
+        """The first env step after this one that is a multiple of `every` (evaluations, checkpoints)."""
+        return (global_step // every + 1) * every if every else args.total_timesteps + 1
+
+    next_eval, next_checkpoint = next_multiple(args.eval_frequency), next_multiple(args.checkpoint_frequency)
+    start_step, start_time = global_step, time.time()
     learning_start = None  # (env steps, time) of the first gradient step, for the steady-state speed
     # a progress bar on a terminal only (disable=None): redirected logs and CI stay plain text
-    progress = tqdm(total=args.total_timesteps, desc="env steps", disable=None, mininterval=2.0)
+    progress = tqdm(total=args.total_timesteps, initial=global_step, desc="env steps", disable=None, mininterval=2.0)
     while global_step < args.total_timesteps:
         # Algorithm 1, lines 5-7 with k = 1: act with the Boltzmann policy; store what happened.
         with torch.no_grad():
@@ -503,7 +662,7 @@ if __name__ == "__main__":
         obs = next_obs
 
         # Algorithm 1, line 4: gradient steps on balanced batches, one per `train_frequency` env steps.
-        while gradient_steps < (global_step - args.learning_starts) // args.train_frequency:
+        while gradient_steps < updates_from[1] + (global_step - updates_from[0]) // args.train_frequency:
             batch_obs, batch_actions, batch_next_obs, batch_terminated = balanced_batch(
                 demo_buffer, agent_buffer, args.batch_size
             )
@@ -529,20 +688,27 @@ if __name__ == "__main__":
                 writer.add_scalar("losses/bellman_samp", bellman_samp.item(), global_step)
                 writer.add_scalar("losses/q_demo", q_sa[:half].mean().item(), global_step)
                 writer.add_scalar("losses/q_samp", q_sa[half:].mean().item(), global_step)
-                sps = int(global_step / (time.time() - start_time))
+                sps = int((global_step - start_step) / (time.time() - start_time))
                 writer.add_scalar("charts/SPS", sps, global_step)
 
-        if args.eval_frequency and args.eval_episodes and global_step >= next_eval:
-            next_eval += args.eval_frequency
+        if args.eval_episodes and global_step >= next_eval:
+            next_eval = next_multiple(args.eval_frequency)
             seed = args.seed + 1_000_000 + global_step
-            returns = evaluate(args.env_id, q_network, args.eval_episodes, seed, device, args.max_episode_steps)
+            returns, lengths = evaluate(
+                args.env_id, q_network, args.eval_episodes, seed, device, args.eval_max_episode_steps
+            )
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+            writer.add_scalar("eval/episodic_length", np.mean(lengths), global_step)
             progress.set_postfix_str(f"eval greedy return {np.mean(returns):.1f}", refresh=False)
             tqdm.write(f"global_step={global_step}, greedy evaluation return {np.mean(returns):.1f}")
+        # and at the run's end, for a later --resume with a longer --total-timesteps
+        if args.checkpoint_frequency and (global_step >= next_checkpoint or global_step >= args.total_timesteps):
+            next_checkpoint = next_multiple(args.checkpoint_frequency)
+            save_checkpoint()
 
     progress.close()
     wall_time = time.time() - start_time
-    print(f"trained {global_step} env steps, {gradient_steps} gradient steps in {wall_time:.0f} s")
+    print(f"trained {global_step - start_step} env steps, {gradient_steps} gradient steps in {wall_time:.0f} s")
     if learning_start and global_step > learning_start[0]:
         steady_sps = (global_step - learning_start[0]) / (time.time() - learning_start[1])
         print(f"steady state since the first gradient step: {steady_sps:.1f} env steps/s")
@@ -551,11 +717,14 @@ if __name__ == "__main__":
         torch.save(q_network.state_dict(), model_path)
         print(f"model saved to {model_path}")
     video_folder = f"videos/{run_name}" if args.capture_video else None
-    returns = evaluate(
-        args.env_id, q_network, args.eval_episodes, args.seed + 2_000_000, device, args.max_episode_steps, video_folder
-    )
-    for episode, episodic_return in enumerate(returns):
+    final_seed, cap = args.seed + 2_000_000, args.eval_max_episode_steps
+    returns, lengths = evaluate(args.env_id, q_network, args.eval_episodes, final_seed, device, cap, video_folder)
+    for episode, (episodic_return, length) in enumerate(zip(returns, lengths)):
         writer.add_scalar("eval/final_episodic_return", episodic_return, episode)
+        print(
+            f"final evaluation game {episode}: score {episodic_return:.0f}, {length} steps"
+            + " (capped)" * (length == cap)
+        )
     if returns:
         print(f"final greedy evaluation ({len(returns)} games): return {np.mean(returns):.1f}")
     results = {
@@ -563,6 +732,7 @@ if __name__ == "__main__":
         "env_steps": global_step,
         "gradient_steps": gradient_steps,
         "final_greedy_returns": returns,
+        "final_greedy_lengths": lengths,
         "wall_time_s": wall_time,
         "device": str(device),
     }

@@ -408,8 +408,12 @@ if __name__ == "__main__":
     if args.resume:
         if not Path(args.resume).is_file():
             fail(f"checkpoint {args.resume} does not exist.")
-        checkpoint = torch.load(args.resume, weights_only=False)
-        saved = vars(with_env_defaults(Args(**checkpoint["args"])))
+        try:
+            checkpoint = torch.load(args.resume, map_location="cpu", weights_only=False)
+            saved = vars(with_env_defaults(Args(**checkpoint["args"])))
+            checkpoint["log_alpha"]  # what only this script's checkpoints hold
+        except Exception as error:
+            fail(f"{args.resume} is not a checkpoint of sqil_sac_continuous.py ({type(error).__name__}: {error}).")
         changed = [key for key, value in vars(args).items() if key not in RESUMABLE and saved[key] != value]
         if changed:
             fail(

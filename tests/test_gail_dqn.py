@@ -91,6 +91,78 @@ def test_the_same_seed_gives_the_same_run(check_the_seed_decides_the_run):
     )
 
 
+def scalars(run_dir: Path) -> dict:
+    """Every TensorBoard scalar of a run but its speed, from all its event files (a resumed run adds one)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = [tag for tag in events.Tags()["scalars"] if tag not in ("charts/SPS", "charts/gradient_steps_per_s")]
+    return {tag: sorted((event.step, event.value) for event in events.Scalars(tag)) for tag in tags}
+
+
+def same_state(a, b) -> bool:
+    """Two checkpoints' contents are equal, tensor by tensor and array by array."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_state(a[key], b[key]) for key in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    if torch.is_tensor(a):
+        return torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b
+
+
+@pytest.mark.parametrize(
+    "flags, half",
+    [
+        (["--max-episode-steps", "60", "--num-demos", "10", "--total-gradient-steps", "400", "--k", "100",
+          "--eval-frequency", "150", "--discriminator-frequency", "3"], 200),
+        (["--env-id", "BreakoutNoFrameskip-v4", "--num-demos", "1", "--max-episode-steps", "25", "--k", "4",
+          "--total-gradient-steps", "12", "--batch-size", "8", "--eval-frequency", "5", "--buffer-size", "60"], 6),
+    ],
+    ids=["lunar", "atari"],
+)  # fmt: skip
+def test_a_stopped_and_resumed_run_is_the_run_that_did_not_stop(run_script, tmp_path, flags, half):
+    flags = [*flags, "--eval-episodes", "1", "--final-eval-episodes", "2", "--checkpoint-frequency", str(half)]
+    total = flags[flags.index("--total-gradient-steps") + 1]
+    run_script("gail_dqn.py", *flags, "--exp-name", "straight")
+    run_script("gail_dqn.py", *flags, "--total-gradient-steps", str(half), "--exp-name", "stopped")
+    (stopped,) = tmp_path.glob("checkpoints/*stopped*.pt")
+    result = run_script("gail_dqn.py", *flags, "--exp-name", "stopped", "--resume", str(stopped))
+    assert f"at gradient step {half}" in result.stdout
+    (straight,) = tmp_path.glob("checkpoints/*straight*.pt")
+    ends = [torch.load(path, weights_only=False) for path in (straight, stopped)]
+    assert ends[0]["step"] == ends[1]["step"] == int(total)
+    for key in ("args", "run_name", "python_rng"):
+        del ends[0][key], ends[1][key]  # the names differ; python's generator is not used
+    assert same_state(ends[0], ends[1])
+    runs = [next(tmp_path.glob(f"runs/*{name}*")) for name in ("straight", "stopped")]
+    logged = [scalars(run) for run in runs]
+    for tag in [tag for tag in logged[0] if tag.startswith("eval/final_")]:  # the stopped half evaluated too
+        assert logged[1][tag][-1] == logged[0][tag][-1]
+        del logged[0][tag], logged[1][tag]
+    assert logged[0] == logged[1] and len(logged[0]["charts/episodic_return"]) >= 3
+    results = [json.loads(next(run.glob("results.json")).read_text()) for run in runs]
+    for key in ("env_steps", "training_episodes", "best_training_success", "final_greedy_return"):
+        assert results[0][key] == results[1][key]
+
+
+def test_bad_resumes_give_one_sentence(run_script, tmp_path):
+    run_script("gail_dqn.py", *TINY, "--num-demos", "10", "--max-episode-steps", "60", "--checkpoint-frequency", "400")
+    (checkpoint,) = tmp_path.glob("checkpoints/*.pt")
+    for flags, message in [
+        ([str(checkpoint), "--alpha", "0.5"], "was run with --alpha 1.0 (now 0.5); a resumed run keeps"),
+        ([str(ROOT / "demos" / "LunarLander-v3.npz")], "is not a checkpoint of gail_dqn.py"),
+        (["missing.pt"], "is not a checkpoint of gail_dqn.py"),
+    ]:
+        result = run_script(
+            "gail_dqn.py", *TINY, "--num-demos", "10", "--max-episode-steps", "60", "--resume", *flags, check=False
+        )
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -179,3 +179,89 @@ def test_the_same_seed_gives_the_same_run(check_the_seed_decides_the_run):
 def test_bad_input_gives_one_sentence(run_script, flags, message):
     result = run_script("sqil_dqn_atari.py", "--total-timesteps", "10", *flags, check=False)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_greedy_evaluation_games_are_capped():
+    """A greedy policy that never serves (always NOOP) would play Breakout to ALE's 108,000-frame cap."""
+    q_network = atari.QNetwork(4)
+    with torch.no_grad():
+        q_network.network[-1].weight.zero_()
+        q_network.network[-1].bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    returns, lengths = atari.evaluate(BREAKOUT, q_network, 2, seed=0, device=CPU, max_episode_steps=50)
+    assert returns == [0.0, 0.0] and lengths == [50, 50]
+
+
+def scalars(run_dir: Path) -> dict:
+    """Every TensorBoard scalar of a run but its speed, from all its event files (a resumed run adds one)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = [tag for tag in events.Tags()["scalars"] if tag != "charts/SPS"]
+    return {tag: sorted((event.step, event.value) for event in events.Scalars(tag)) for tag in tags}
+
+
+# Two environments crossing episode ends, an agent buffer that wraps around, evaluations and target updates on both
+# sides of the checkpoint at env step 100.
+RESUME = [
+    "--num-envs", "2", "--learning-starts", "40", "--max-episode-steps", "30", "--eval-frequency", "70",
+    "--eval-episodes", "1", "--eval-max-episode-steps", "40", "--num-demos", "2", "--buffer-size", "100",
+    "--target-network-frequency", "25", "--batch-size", "8", "--checkpoint-frequency", "100",
+]  # fmt: skip
+
+
+def test_a_stopped_and_resumed_run_is_the_run_that_did_not_stop(run_script, tmp_path):
+    run_script("sqil_dqn_atari.py", *RESUME, "--total-timesteps", "200", "--exp-name", "straight")
+    run_script("sqil_dqn_atari.py", *RESUME, "--total-timesteps", "100", "--exp-name", "stopped")
+    (stopped,) = tmp_path.glob("checkpoints/*stopped*.pt")
+    result = run_script("sqil_dqn_atari.py", *RESUME, "--total-timesteps", "200", "--resume", str(stopped))
+    assert "at env step 100" in result.stdout and "trained 100 env steps" in result.stdout
+    (straight,) = tmp_path.glob("checkpoints/*straight*.pt")
+    ends = [torch.load(path, weights_only=False) for path in (straight, stopped)]
+    assert ends[0]["global_step"] == ends[1]["global_step"] == 200
+    for key in ("q_network", "target_network"):
+        for name, tensor in ends[0][key].items():
+            assert torch.equal(tensor, ends[1][key][name]), (key, name)
+    for moments, resumed in zip(ends[0]["optimizer"]["state"].values(), ends[1]["optimizer"]["state"].values()):
+        assert all(torch.equal(moments[name], resumed[name]) for name in moments)
+    for name, array in ends[0]["agent_buffer"].items():
+        assert np.array_equal(array, ends[1]["agent_buffer"][name]), name
+    frames = [(tmp_path / "checkpoints" / end["frames"]).read_bytes() for end in ends]
+    assert frames[0] == frames[1] and len(list(tmp_path.glob("checkpoints/*.frames"))) == 2  # older ones removed
+    assert np.array_equal(ends[0]["obs"], ends[1]["obs"]) and torch.equal(ends[0]["torch_rng"], ends[1]["torch_rng"])
+    assert ends[0]["numpy_rng"][2:] == ends[1]["numpy_rng"][2:]
+    assert np.array_equal(ends[0]["numpy_rng"][1], ends[1]["numpy_rng"][1])
+    # Everything logged: the losses, episodes and evaluations of both halves (the stopped half also logged a final
+    # evaluation of its own), and the final evaluation.
+    runs = [next(tmp_path.glob(f"runs/*{name}*")) for name in ("straight", "stopped")]
+    logged = [scalars(run) for run in runs]
+    assert len(logged[1].pop("eval/final_episodic_return")) == 2 and logged[0].pop("eval/final_episodic_return")
+    assert logged[0] == logged[1] and len(logged[0]["losses/loss"]) == 1 and len(logged[0]["eval/episodic_return"]) == 2
+    results = [json.loads(next(run.glob("results.json")).read_text()) for run in runs]
+    assert results[0]["final_greedy_returns"] == results[1]["final_greedy_returns"]
+    assert results[0]["gradient_steps"] == results[1]["gradient_steps"] == 160
+
+
+def test_a_checkpoint_without_the_buffer_refills_it_and_bad_resumes_give_one_sentence(run_script, tmp_path):
+    run_script("sqil_dqn_atari.py", *RESUME, "--total-timesteps", "100", "--no-checkpoint-buffer")
+    (checkpoint,) = tmp_path.glob("checkpoints/*.pt")
+    assert not list(tmp_path.glob("checkpoints/*.frames"))
+    at_100 = tmp_path / "at_100.pt"
+    at_100.write_bytes(checkpoint.read_bytes())
+    # Resumed at 100 after 60 gradient steps, learning_starts 40: updates go on from env step 140.
+    result = run_script("sqil_dqn_atari.py", *RESUME, "--total-timesteps", "200", "--resume", str(at_100))
+    assert "40 env steps refill it before updates" in result.stdout
+    (results_file,) = tmp_path.glob("runs/*/results.json")  # the resumed run writes into the same run folder
+    assert json.loads(results_file.read_text())["gradient_steps"] == 60 + 60
+    # Another configuration, a file that is no checkpoint, a checkpoint whose frames are gone.
+    run_script("sqil_dqn_atari.py", *RESUME, "--total-timesteps", "100", "--exp-name", "framed")
+    (framed,) = tmp_path.glob("checkpoints/*framed*.pt")
+    for path in tmp_path.glob("checkpoints/*framed*.frames"):
+        path.unlink()
+    for flags, message in [
+        ([str(at_100), "--gamma", "0.9"], "was run with --gamma 0.99 (now 0.9); a resumed run keeps"),
+        ([str(DEMOS)], "is not a checkpoint of sqil_dqn_atari.py"),
+        ([str(framed)], "keeps its agent buffer's frames in"),
+    ]:
+        result = run_script("sqil_dqn_atari.py", *RESUME, "--total-timesteps", "200", "--resume", *flags, check=False)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -254,6 +254,7 @@ def test_no_backup_entropy_takes_the_entropy_out_of_the_critic_target(run_script
         (["--env-id", "LunarLander-v3"], "needs vector observations and bounded Box actions"),
         (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
         (["--resume", "missing.pt"], "checkpoint missing.pt does not exist"),
+        (["--resume", str(ROOT / "demos" / "HalfCheetah-v5.npz")], "is not a checkpoint of sqil_sac_continuous.py"),
         (["--total-timesteps", "-1"], "--total-timesteps must be at least 1, not -1"),
         (["--no-autotune", "--target-entropy", "0"], "--target-entropy is what --autotune aims at"),
         (["--reward-source", "env", "--lambda-samp", "0.5"], "--reward-source env uses none"),
