@@ -55,7 +55,7 @@ class Args:
     wandb_entity: str | None = None
     """the entity (team) of wandb's project"""
     capture_video: bool = False
-    """whether to capture videos of the final evaluation (`videos/` folder)"""
+    """whether to film the first three games of the final evaluation (`videos/{run_name}/game{i}/`)"""
     save_model: bool = False
     """whether to save the Q network into `runs/{run_name}`"""
 
@@ -136,7 +136,8 @@ ATARI_EVAL_MAX_STEPS = 4_500  # agent steps per evaluation game, as the demonstr
 def make_env(env_id: str, seed: int, max_episode_steps: int | None = None, video_folder: str | None = None):
     """Noop reset (up to 30), frame skip 4 with max-pooling, 84x84 grayscale, full games: a life lost
     does not end an episode, so `charts/episodic_return` is a whole game's score. No FIRE-on-reset
-    wrapper: the demonstrations were recorded without one and show when to fire."""
+    wrapper: the demonstrations were recorded without one and show when to fire. `video_folder` films the
+    environment's first game."""
 
     def thunk() -> gym.Env:
         env = gym.make(env_id, render_mode="rgb_array" if video_folder else None)
@@ -146,7 +147,7 @@ def make_env(env_id: str, seed: int, max_episode_steps: int | None = None, video
         env = gym.wrappers.FrameStackObservation(env, FRAME_STACK)
         env = gym.wrappers.RecordEpisodeStatistics(env)
         if video_folder:
-            env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: episode < 3)
+            env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda episode: episode == 0)
         env.action_space.seed(seed)
         return env
 
@@ -442,24 +443,32 @@ def boltzmann_actions(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
 
 def evaluate(env_id: str, q_network: QNetwork, episodes: int, seed: int, device, max_episode_steps: int, video=None):
     """True game scores and lengths of the greedy policy (deterministic, as the paper evaluates), one per game
-    of at most `max_episode_steps` agent steps; a progress bar counts the steps on a terminal."""
-    env = make_env(env_id, seed, max_episode_steps, video)()
-    returns, lengths = [], []
-    steps = tqdm(total=episodes * max_episode_steps, desc="evaluation steps", disable=None, leave=False)
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        done = False
-        while not done:
-            with torch.no_grad():
-                action = int(q_network(torch.as_tensor(obs, device=device)[None]).argmax())
-            obs, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-            steps.update()
-        steps.update((episode + 1) * max_episode_steps - steps.n)  # a game that ended early: its unplayed steps
-        returns.append(float(info["episode"]["r"]))
-        lengths.append(int(info["episode"]["l"]))
+    of at most `max_episode_steps` agent steps. The games are played side by side, game i in its own
+    environment reset with seed + i, one batched forward pass per step; a progress bar counts the steps on a
+    terminal. `video`: films the first three games, each into its own folder."""
+    if episodes == 0:
+        return [], []
+    envs = gym.vector.SyncVectorEnv(
+        [
+            make_env(env_id, seed + i, max_episode_steps, f"{video}/game{i}" if video and i < 3 else None)
+            for i in range(episodes)
+        ],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    obs, _ = envs.reset(seed=seed)
+    returns, lengths = [None] * episodes, [None] * episodes
+    steps = tqdm(total=max_episode_steps, desc="evaluation steps", disable=None, leave=False)
+    while None in returns:  # a game that ended goes on into a new one, unrecorded, until the last one ends
+        with torch.no_grad():
+            actions = q_network(torch.as_tensor(obs, device=device)).argmax(1).cpu().numpy()
+        obs, _, terminated, truncated, infos = envs.step(actions)
+        for i in np.flatnonzero(terminated | truncated):
+            if returns[i] is None:
+                returns[i] = float(infos["final_info"]["episode"]["r"][i])
+                lengths[i] = int(infos["final_info"]["episode"]["l"][i])
+        steps.update()
     steps.close()
-    env.close()
+    envs.close()
     return returns, lengths
 
 

@@ -148,8 +148,10 @@ def test_smoke_two_envs_crossing_truncations_with_saved_model(run_script, tmp_pa
         "sqil_dqn_atari.py", "--total-timesteps", "160", "--num-envs", "2", "--learning-starts", "40",
         "--max-episode-steps", "30", "--eval-frequency", "80", "--eval-episodes", "1", "--num-demos", "2",
         "--buffer-size", "100", "--target-network-frequency", "5", "--train-frequency", "4", "--save-model",
+        "--capture-video",
     )  # fmt: skip
     assert result.stdout.count("episodic_return=") >= 4 and "final greedy evaluation (1 games)" in result.stdout
+    assert len(list(tmp_path.glob("videos/*/game0/*.mp4"))) == 1  # the one final game, filmed once
     (results_file,) = tmp_path.glob("runs/*/results.json")
     results = json.loads(results_file.read_text())
     assert results["env_steps"] == 160 and results["gradient_steps"] == (160 - 40) // 4
