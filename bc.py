@@ -93,8 +93,9 @@ class Args:
     """gradient steps between periodic evaluations in the environment (the budget's unit, as --total-gradient-steps)"""
     eval_episodes: int = 10
     """episodes per periodic evaluation and policy (deterministic and stochastic)"""
-    final_eval_episodes: int = 100
-    """episodes of the final evaluation, per policy"""
+    final_eval_episodes: int | None = None
+    """episodes of the final evaluation, per policy (default: 10 on Atari, whose games last up to 4,500 steps,
+    as sqil_dqn_atari.py; else 100)"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,6 +482,8 @@ if __name__ == "__main__":
     args = tyro.cli(Args)
     if args.max_episode_steps is None and is_atari(args.env_id):
         args.max_episode_steps = ATARI_EVAL_MAX_STEPS
+    if args.final_eval_episodes is None:
+        args.final_eval_episodes = 10 if is_atari(args.env_id) else 100
     counts = (
         "total_gradient_steps batch_size val_frequency eval_frequency "
         "eval_episodes final_eval_episodes max_episode_steps"

@@ -53,13 +53,15 @@ from tqdm import tqdm
 
 # Flags left unset take the value of the environment's family (told apart by env_family below); the image
 # families clip gradients as the SQIL image files do.
-FAMILY_FLAGS = ("k", "learning_rate", "batch_size", "buffer_size", "target_network_frequency", "max_grad_norm")
+FAMILY_FLAGS = (
+    "k", "learning_rate", "batch_size", "buffer_size", "target_network_frequency", "max_grad_norm", "final_eval_episodes"
+)  # fmt: skip
 FAMILY_DEFAULTS = {
     family: dict(zip(FAMILY_FLAGS, values))
     for family, values in {
-        "lunar":      (200,  1e-3, 128, 1_000_000, 100,  None),
-        "car_racing": (50,   1e-4, 64,  200_000,   500,  10.0),
-        "atari":      (1000, 1e-4, 32,  200_000,   1000, 10.0),
+        "lunar":      (200,  1e-3, 128, 1_000_000, 100,  None, 100),
+        "car_racing": (50,   1e-4, 64,  200_000,   500,  10.0, 100),
+        "atari":      (1000, 1e-4, 32,  200_000,   1000, 10.0, 10),
     }.items()
 }  # fmt: skip
 
@@ -142,8 +144,8 @@ class Args:
     """gradient steps between periodic evaluations (the budget's unit, as --total-gradient-steps)"""
     eval_episodes: int = 10
     """episodes per periodic evaluation and policy (greedy and stochastic)"""
-    final_eval_episodes: int = 100
-    """episodes of the final evaluation, per policy"""
+    final_eval_episodes: Annotated[int | None, family_default("final_eval_episodes", "INT")] = None
+    """episodes of the final evaluation, per policy (Atari games last up to 4,500 steps)"""
     checkpoint_frequency: int = 0
     """gradient steps between checkpoints in `checkpoints/` (networks, optimisers, both buffers' contents, counters,
     RNG states); 0: none. A run that stops resumes from its last one with --resume"""

@@ -509,7 +509,8 @@ if __name__ == "__main__":
         fail(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}.")
     if args.batch_size < 2 or args.num_envs < 1 or args.train_frequency < 1:
         fail("--batch-size must be at least 2, --num-envs and --train-frequency at least 1.")
-    args.eval_max_episode_steps = args.eval_max_episode_steps or args.max_episode_steps or ATARI_EVAL_MAX_STEPS
+    if args.eval_max_episode_steps is None:
+        args.eval_max_episode_steps = args.max_episode_steps or ATARI_EVAL_MAX_STEPS
     if min(args.learning_starts, args.eval_frequency, args.eval_episodes, args.checkpoint_frequency) < 0:
         fail("--learning-starts, --eval-frequency, --eval-episodes and --checkpoint-frequency cannot be negative.")
     checkpoint = None

@@ -126,6 +126,7 @@ def test_continuous_actions(run_script, tmp_path, loss, write_random_demos):
         (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
         (["--val-fraction", "1"], "--val-fraction 1.0 must be at least 0 and below 1"),
         (["--total-gradient-steps", "0"], "--total-gradient-steps must be at least 1, not 0"),
+        (["--final-eval-episodes", "0"], "--final-eval-episodes must be at least 1, not 0"),
     ],
 )
 def test_bad_input_gives_one_sentence(run_script, flags, message):

@@ -51,7 +51,11 @@ def test_plot_script_redraws_every_figure_from_the_logs(tmp_path):
 def test_help_shows_the_defaults_that_depend_on_the_environment(run_script):
     """Flags whose default depends on --env-id show their values per environment in --help, not None."""
     gail = run_script("gail_dqn.py", "--help").stdout
-    for shown in ("LunarLander 200, CarRacing 50, Atari 1000", "LunarLander none, CarRacing 10.0, Atari 10.0"):
+    for shown in (
+        "LunarLander 200, CarRacing 50, Atari 1000",
+        "LunarLander none, CarRacing 10.0, Atari 10.0",
+        "LunarLander 100, CarRacing 100, Atari 10",
+    ):
         assert shown in " ".join(gail.replace("│", " ").split()), shown
     sac = " ".join(run_script("sqil_sac_continuous.py", "--help").stdout.replace("│", " ").split())
     assert "(default: 10 on HalfCheetah, 5 on Humanoid, else 1)" in sac

@@ -171,6 +171,7 @@ def test_bad_resumes_give_one_sentence(run_script, tmp_path):
         (["--env-id", "CartPole-v1"], "gail_dqn.py handles LunarLander"),
         (["--env-id", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
         (["--total-gradient-steps", "-5"], "--total-gradient-steps must be at least 1, not -5"),
+        (["--eval-max-episode-steps", "0"], "--eval-max-episode-steps must be at least 1, not 0"),
         (["--start-state", "rotated"], "the rotated start exists for CarRacing only"),
         (
             ["--env-id", "CarRacing-v3", "--demo-path", str(ROOT / "demos" / "PongNoFrameskip-v4.npz")],

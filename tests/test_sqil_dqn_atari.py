@@ -176,6 +176,7 @@ def test_the_same_seed_gives_the_same_run(check_the_seed_decides_the_run):
         (["--demo-path", str(ROOT / "demos" / "PongNoFrameskip-v4.npz")], "holds observations"),
         (["--num-demos", "21"], "--num-demos 21 is not between 1 and the 20 episodes"),
         (["--total-timesteps", "0"], "--total-timesteps must be at least 1, not 0"),
+        (["--eval-max-episode-steps", "0"], "--eval-max-episode-steps must be at least 1, not 0"),
     ],
 )
 def test_bad_input_gives_one_sentence(run_script, flags, message):
