@@ -23,6 +23,7 @@ RESULTS = ROOT / "results" / "lunar_fig4"
 DEMOS = {  # name -> demonstration file
     "scripted": ROOT / "demos" / "LunarLander-v3.npz",
     "expert": ROOT / "demos" / "expert" / "LunarLander-v3.npz",
+    "expert2": ROOT / "demos" / "expert2" / "LunarLander-v3.npz",  # the expert that lands from both starts
 }
 ROWS = {  # row name -> (script, flags); the paper's numbers (shifted start, default start)
     "BC": ("rbc_lunar.py", ["--loss", "rbc", "--rbc-lambda", "0"], (0.07, 0.93)),
