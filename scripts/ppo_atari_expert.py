@@ -11,7 +11,8 @@ Not part of SQIL: the paper's experts were DQN agents; this is PPO (Schulman et 
 environment the demonstrations are recorded in (`sqil_dqn_atari.make_env`: 30 no-op resets, frame skip 4,
 84x84 grayscale, 4 stacked frames, full games), so what it learned is what it shows. Training alone adds
 CleanRL's two signals, neither of which changes an observation: the clipped reward sign(r), and a lost
-life counted as an episode's end for the advantage estimates (the game itself goes on).
+life counted as an episode's end for the advantage estimates (the game itself goes on). A truncated game
+(ALE's frame cap) ends the estimate without bootstrapping too, as in CleanRL.
 
 The policy network is the Nature DQN network of `sqil_dqn_atari.QNetwork`, its last layer giving the
 policy's logits; a value head shares its hidden layer. The expert saved for `collect_demos.py` is that
