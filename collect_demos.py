@@ -223,7 +223,9 @@ def q_expert(path: str, env: gym.Env):
     saved = torch.load(path, weights_only=False)
     if saved["args"]["env_id"] != env.spec.id:
         sys.exit(f"collect_demos.py: {path} was trained on {saved['args']['env_id']}, not {env.spec.id}.")
-    q_network = QNetwork(env.observation_space.shape[0], int(env.action_space.n))
+    ensemble_size = saved["args"].get("ensemble_size", 1)  # models saved before the flag existed have one network
+    dueling = saved["args"].get("dueling", False)
+    q_network = QNetwork(env.observation_space.shape[0], int(env.action_space.n), ensemble_size, dueling)
     q_network.load_state_dict(saved["q_network"])
 
     def expert(env: gym.Env, obs: np.ndarray) -> int:

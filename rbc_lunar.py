@@ -24,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -104,6 +105,18 @@ class Args:
     """clip the bootstrapped soft value V(s') to the range every soft value lies in when rewards are r_demo and 0:
     [0, (r_demo + alpha log |A|) / (1 - gamma)] (imitation only: --reward-source env never clips; the paper does
     not clip)"""
+    td_loss: Literal["mse", "huber"] = "mse"
+    """the penalty on each soft Bellman error e: mse, e^2 (Eq. 6, the paper's); huber, e^2 for |e| <= 1 and 2|e| - 1
+    beyond (twice DQN's Huber loss, so that small errors weigh as with mse; large ones pull with a bounded gradient)"""
+    munchausen: float = 0.0
+    """Munchausen soft Q-learning: add munchausen * alpha * log pi(a|s) (the target network's policy, log pi
+    clipped to [-1, 0]) to every reward (Vieillard et al. 2020 use 0.9; 0: off, the paper's SQIL)"""
+    dueling: bool = False
+    """the Q network's last layer outputs V(s) and advantages, Q = V + A - mean A (Wang et al. 2016; the paper:
+    Q directly)"""
+    ensemble_size: int = 1
+    """Q networks fit side by side; Q is their elementwise minimum, in the targets and in acting (clipped double Q
+    with 2; 1: the paper's single network)"""
     alpha: float = 0.08
     """temperature of the Boltzmann policy and the soft value (the paper's LunarLander value: 1)"""
     gamma: float = 0.99
@@ -249,17 +262,46 @@ def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, n
 # ---------------------------------------------------------------------------------------------
 # The soft Q network and the objectives (paper Eq. 1-6).
 # ---------------------------------------------------------------------------------------------
-class QNetwork(nn.Module):
-    """Two fully connected layers of 128 units (paper, Section A.3)."""
+def dueling_q_values(outputs):
+    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a), from a last layer that outputs [V(s), A(s, .)] (Wang et al.
+    2016); works on NumPy arrays and tensors alike."""
+    value, advantages = outputs[..., :1], outputs[..., 1:]
+    return value + advantages - advantages.mean(-1)[..., None]
 
-    def __init__(self, obs_dim: int, n_actions: int):
+
+class QNetwork(nn.Module):
+    """Two fully connected layers of 128 units (paper, Section A.3). With `ensemble_size` N > 1, N such
+    networks, each fit to the same targets, and Q(s, .) is their elementwise minimum (clipped double Q,
+    Fujimoto et al. 2018): where the members disagree, off the data, the pessimistic one decides. With
+    `dueling`, the last layer outputs a state value and advantages instead of Q (`dueling_q_values`): a
+    gradient step on one action's Q moves the value of every action, so the small differences between
+    actions, which decide the greedy policy, are learned apart from the large common value."""
+
+    def __init__(self, obs_dim: int, n_actions: int, ensemble_size: int = 1, dueling: bool = False):
         super().__init__()
-        self.network = nn.Sequential(
-            nn.Linear(obs_dim, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, n_actions)
-        )
+        outputs = n_actions + 1 if dueling else n_actions
+
+        def mlp():
+            return nn.Sequential(
+                nn.Linear(obs_dim, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, outputs)
+            )
+
+        self.dueling = dueling
+        self.network = mlp()
+        self.others = nn.ModuleList(mlp() for _ in range(ensemble_size - 1))  # none without an ensemble
+
+    def members(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member's Q(s, .), stacked: shape (ensemble_size, batch, actions)."""
+        if not len(self.others):
+            outputs = self.network(x)[None]  # a view: one network costs nothing extra
+        else:
+            outputs = torch.stack([self.network(x), *(member(x) for member in self.others)])
+        return dueling_q_values(outputs) if self.dueling else outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)
+        if not len(self.others) and not self.dueling:
+            return self.network(x)
+        return self.members(x).amin(0)
 
 
 def soft_value(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -278,6 +320,26 @@ def soft_bellman_error(
         next_v = next_v.clamp(*value_range)
     next_v = torch.where(terminated, absorbing_value, next_v)
     return q_sa - (rewards + gamma * next_v)
+
+
+def bellman_penalty(errors: torch.Tensor, td_loss: str) -> torch.Tensor:
+    """The per-row penalty B on soft Bellman errors: the square (Eq. 6), or with `td_loss="huber"` the square
+    up to |e| = 1 and 2|e| - 1 beyond, so that one far-off target cannot dominate a batch's gradient."""
+    if td_loss == "mse":
+        return errors**2
+    return 2.0 * F.huber_loss(errors, torch.zeros_like(errors), reduction="none", delta=1.0)
+
+
+MUNCHAUSEN_LOG_PI_MIN = 1.0  # log pi is clipped to [-1, 0] in the bonus (Vieillard et al. 2020: l_0 = -1)
+
+
+def munchausen_bonus(target_q_values, actions, alpha: float, scale: float) -> torch.Tensor:
+    """Munchausen RL (Vieillard et al. 2020): `scale * alpha * log pi(a|s)`, pi the target network's Boltzmann
+    policy, clipped below at -1 nats. Added to every reward, it makes the soft Q-learner regularise each
+    policy towards the previous one (KL) and widens the gaps between actions' Q values by 1 / (1 - scale)."""
+    log_pi = (target_q_values - soft_value(target_q_values, alpha)[..., None]) / alpha
+    log_pi = log_pi.gather(-1, actions[:, None]).squeeze(-1)
+    return scale * alpha * log_pi.clamp(-MUNCHAUSEN_LOG_PI_MIN, 0.0)
 
 
 def soft_value_range(r_min: float, r_max: float, alpha: float, gamma: float, n_actions: int):
@@ -372,13 +434,22 @@ def numpy_q_function(q_network: QNetwork):
     """The Q network's current weights as a NumPy function of one observation. Acting calls the network
     once per env step on a single 8-number state; NumPy does that in microseconds, a PyTorch call costs
     about 0.5 ms of overhead. The weights are copied, so call this again after gradient steps."""
-    layers = [(m.weight.detach().cpu().numpy().T, m.bias.detach().cpu().numpy()) for m in q_network.network[::2]]
+    members = [
+        [(m.weight.detach().cpu().numpy().T, m.bias.detach().cpu().numpy()) for m in network[::2]]
+        for network in (q_network.network, *q_network.others)
+    ]
 
-    def q_values(obs: np.ndarray) -> np.ndarray:
+    def member_q_values(obs: np.ndarray, layers) -> np.ndarray:
         x = obs
         for weight, bias in layers[:-1]:
             x = np.maximum(x @ weight + bias, 0.0)
-        return x @ layers[-1][0] + layers[-1][1]
+        outputs = x @ layers[-1][0] + layers[-1][1]
+        return dueling_q_values(outputs) if q_network.dueling else outputs
+
+    def q_values(obs: np.ndarray) -> np.ndarray:
+        if len(members) == 1:
+            return member_q_values(obs, members[0])
+        return np.min([member_q_values(obs, layers) for layers in members], axis=0)
 
     return q_values
 
@@ -437,7 +508,7 @@ PAPER_VALUES = dict(lambda_samp=1e-6, alpha=1.0, absorbing="constant", clip_valu
 
 def check_args(args: Args) -> str | None:
     """The one sentence that explains why these flags cannot run, or None."""
-    positive = ("total_gradient_steps", "k", "batch_size", "buffer_size", "target_network_frequency")
+    positive = ("total_gradient_steps", "k", "batch_size", "buffer_size", "target_network_frequency", "ensemble_size")
     positive += ("eval_frequency", "eval_episodes", "final_eval_episodes")
     for name in positive:
         if getattr(args, name) < 1:
@@ -455,6 +526,8 @@ def check_args(args: Args) -> str | None:
         return f"--epsilon-decay-steps must be at least 1, not {args.epsilon_decay_steps}."
     if not 0.0 < args.tau <= 1.0:
         return f"--tau must be in (0, 1], not {args.tau}."
+    if not 0.0 <= args.munchausen < 1.0:
+        return f"--munchausen must be in [0, 1), not {args.munchausen}."
     if not 0.0 <= args.policy_averaging < 1.0:
         return f"--policy-averaging must be in [0, 1), not {args.policy_averaging}."
     defaults = Args()
@@ -522,13 +595,17 @@ if __name__ == "__main__":
         fail(f"rbc_lunar.py needs a LunarLander environment with discrete actions, not {args.env_id!r}.")
     obs_dim, n_actions = env.observation_space.shape[0], int(env.action_space.n)
 
-    q_network = QNetwork(obs_dim, n_actions).to(device)
-    target_network = QNetwork(obs_dim, n_actions).to(device)
+    q_network = QNetwork(obs_dim, n_actions, args.ensemble_size, args.dueling).to(device)
+    target_network = QNetwork(obs_dim, n_actions, args.ensemble_size, args.dueling).to(device)
     target_network.load_state_dict(q_network.state_dict())
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel per step
     # The policy that is evaluated and saved: the network itself, or an average of its recent weights
     # (--policy-averaging), which greedy evaluations from the shifted start swing less with (docs/lunar_lander.md).
-    policy_network = QNetwork(obs_dim, n_actions).to(device) if args.policy_averaging else q_network
+    policy_network = (
+        QNetwork(obs_dim, n_actions, args.ensemble_size, args.dueling).to(device)
+        if args.policy_averaging
+        else q_network
+    )
     policy_network.load_state_dict(q_network.state_dict())
 
     # D_demo: the demonstrations with reward r_demo (SQIL; 0 in RBC's penalty), never evicted.
@@ -554,7 +631,8 @@ if __name__ == "__main__":
     value_range = None  # where every soft value lies (imitation: rewards demo_reward and 0, or r_abs when absorbed)
     if imitation:
         rewards_seen = (demo_reward, 0.0) + ((args.r_abs,) if args.absorbing == "constant" else ())
-        value_range = soft_value_range(min(rewards_seen), max(rewards_seen), args.alpha, args.gamma, n_actions)
+        lowest = min(rewards_seen) - args.munchausen * args.alpha * MUNCHAUSEN_LOG_PI_MIN  # the bonus is <= 0
+        value_range = soft_value_range(lowest, max(rewards_seen), args.alpha, args.gamma, n_actions)
     clip_range = value_range if args.clip_values else None
 
     rollout_policy = "boltzmann" if args.rollout_policy == "imitation" else "uniform"
@@ -592,22 +670,27 @@ if __name__ == "__main__":
             obs, actions, rewards, next_obs, terminated = balanced_batch(demo_buffer, agent_buffer, args.batch_size)
         else:
             obs, actions, rewards, next_obs, terminated = agent_buffer.sample(args.batch_size)
-        q_values = q_network(obs)
-        q_sa = q_values.gather(1, actions[:, None]).squeeze(1)
+        member_q_values = q_network.members(obs)  # every member fits the same targets (one member: plain SQIL)
+        q_values = member_q_values.amin(0)  # the Q that acts, and that BC's likelihood reads
+        q_sa = member_q_values.gather(2, actions.expand(len(member_q_values), -1)[..., None]).squeeze(2)
         with torch.no_grad():
             next_q_values = target_network(next_obs)
         v_terminal = absorbing_value(rewards, args.absorbing, args.r_abs, args.gamma, imitation)
+        if args.munchausen:  # the bonus joins the reward of every step, never the absorbing state's value
+            with torch.no_grad():
+                rewards = rewards + munchausen_bonus(target_network(obs), actions, args.alpha, args.munchausen)
         errors = soft_bellman_error(
             q_sa, next_q_values, rewards, terminated, args.gamma, args.alpha, v_terminal, clip_range
         )
-        bellman_demo, bellman_samp = (errors[:half] ** 2).mean(), (errors[half:] ** 2).mean()
-        if not imitation:  # soft Q-learning: the mean squared soft Bellman error
-            loss = (errors**2).mean()
+        penalties = bellman_penalty(errors, args.td_loss)
+        bellman_demo, bellman_samp = penalties[..., :half].mean(), penalties[..., half:].mean()
+        if not imitation:  # soft Q-learning: the mean soft Bellman penalty
+            loss = penalties.mean()
         elif args.loss == "sqil":  # Eq. 8: B(D_demo, r_demo) + lambda_samp * B(D_samp, 0), as batch means
             loss = bellman_demo + args.lambda_samp * bellman_samp
         else:  # Eq. 5: BC negative log-likelihood (Eq. 4) + lambda * B(D_demo u D_samp, 0)
             bc_loss = bc_nll(q_values[:half], actions[:half], args.alpha).mean()
-            loss = bc_loss + args.rbc_lambda * (errors**2).mean()
+            loss = bc_loss + args.rbc_lambda * penalties.mean()
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - step / args.total_gradient_steps)
         optimizer.zero_grad()
@@ -626,8 +709,8 @@ if __name__ == "__main__":
             if imitation:  # the two halves of the balanced batch
                 writer.add_scalar("losses/bellman_demo", bellman_demo.item(), step)
                 writer.add_scalar("losses/bellman_samp", bellman_samp.item(), step)
-                writer.add_scalar("losses/q_demo", q_sa[:half].mean().item(), step)
-                writer.add_scalar("losses/q_samp", q_sa[half:].mean().item(), step)
+                writer.add_scalar("losses/q_demo", q_sa[..., :half].mean().item(), step)
+                writer.add_scalar("losses/q_samp", q_sa[..., half:].mean().item(), step)
             if imitation and args.loss == "rbc":
                 writer.add_scalar("losses/bc", bc_loss.item(), step)
             writer.add_scalar("losses/q_values", q_sa.mean().item(), step)

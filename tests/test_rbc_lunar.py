@@ -224,6 +224,47 @@ def test_numpy_q_function_matches_the_network_and_boltzmann_draws_follow_softmax
     np.testing.assert_allclose(np.bincount(draws, minlength=4) / 40_000, expected, atol=0.01)
 
 
+def test_huber_penalty_is_the_square_up_to_one_and_linear_beyond():
+    errors = torch.tensor([-3.0, -1.0, -0.5, 0.0, 0.25, 1.0, 2.0])
+    assert torch.equal(rbc_lunar.bellman_penalty(errors, "mse"), errors**2)
+    expected = torch.tensor([5.0, 1.0, 0.25, 0.0, 0.0625, 1.0, 3.0])  # e^2 for |e| <= 1, 2|e| - 1 beyond
+    torch.testing.assert_close(rbc_lunar.bellman_penalty(errors, "huber"), expected)
+
+
+def test_an_ensemble_acts_and_bootstraps_on_the_minimum_of_its_members():
+    torch.manual_seed(0)
+    single, ensemble = QNetwork(8, 4), QNetwork(8, 4, ensemble_size=3)
+    assert set(single.state_dict()) < set(ensemble.state_dict())  # one network keeps the keys saved models have
+    obs = torch.randn(5, 8)
+    members = ensemble.members(obs)
+    assert members.shape == (3, 5, 4)
+    manual = torch.minimum(torch.minimum(ensemble.network(obs), ensemble.others[0](obs)), ensemble.others[1](obs))
+    assert torch.equal(ensemble(obs), manual)
+    np.testing.assert_allclose(
+        rbc_lunar.numpy_q_function(ensemble)(obs.numpy()), manual.detach().numpy(), rtol=1e-5, atol=1e-6
+    )
+    assert torch.equal(single.members(obs)[0], single(obs))
+
+
+def test_dueling_head_is_value_plus_centred_advantages():
+    outputs = torch.tensor([[2.0, 1.0, -1.0, 3.0, 1.0]])  # V = 2, A = (1, -1, 3, 1), mean A = 1
+    assert torch.equal(rbc_lunar.dueling_q_values(outputs), torch.tensor([[2.0, 0.0, 4.0, 2.0]]))
+    np.testing.assert_array_equal(rbc_lunar.dueling_q_values(outputs.numpy()), [[2.0, 0.0, 4.0, 2.0]])
+    torch.manual_seed(0)
+    q_network, obs = QNetwork(8, 4, dueling=True), torch.randn(5, 8)
+    assert q_network.network[-1].out_features == 5
+    np.testing.assert_allclose(
+        rbc_lunar.numpy_q_function(q_network)(obs.numpy()), q_network(obs).detach().numpy(), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_munchausen_bonus_is_the_clipped_scaled_log_policy():
+    # alpha = 0.5, Q = (0, 0.5 ln 3): pi = (1/4, 3/4), log pi = (-1.386, -0.288); the first is clipped to -1
+    q = torch.tensor([[0.0, 0.5 * np.log(3.0)]] * 2)
+    bonus = rbc_lunar.munchausen_bonus(q, torch.tensor([0, 1]), alpha=0.5, scale=0.9)
+    torch.testing.assert_close(bonus, torch.tensor([0.9 * 0.5 * -1.0, 0.9 * 0.5 * np.log(0.75)]))
+
+
 def test_shifted_start_is_never_visited_by_the_demonstrations():
     data = np.load(DEMOS)
     obs = data["obs"]
@@ -263,13 +304,13 @@ FLAGS += ["--final-eval-episodes", "2", "--batch-size", "16", "--num-demos", "5"
         ["--loss", "sqil", "--lambda-samp", "0"],
         ["--loss", "sqil", "--gamma", "0"],
         ["--loss", "sqil", "--rollout-policy", "uniform", "--start-state", "shifted"],
-        ["--loss", "rbc", "--start-state", "shifted", "--eval-start-state", "demo"],
+        ["--loss", "rbc", "--start-state", "shifted", "--eval-start-state", "demo", "--ensemble-size", "2"],
         ["--loss", "rbc", "--rbc-lambda", "0", "--buffer-size", "100", "--save-model", "--capture-video"],
-        ["--loss", "sqil", "--max-episode-steps", "30"],
+        ["--loss", "sqil", "--max-episode-steps", "30", "--dueling", "--munchausen", "0.9"],
         ["--loss", "sqil", "--absorbing", "learned", "--start-state", "shifted"],
         ["--loss", "sqil", "--absorbing", "reward", "--batch-size", "15"],
-        ["--loss", "sqil", "--no-clip-values", "--anneal-lr"],
-        ["--reward-source", "env", "--start-state", "wide", "--save-model", "--epsilon-start", "1"],
+        ["--loss", "sqil", "--no-clip-values", "--anneal-lr", "--td-loss", "huber"],
+        ["--reward-source", "env", "--start-state", "wide", "--save-model", "--epsilon-start", "1", "--dueling"],
         ["--paper-values", "--start-state", "shifted"],
     ],
     ids=lambda v: "_".join(a.strip("-") for a in v),
@@ -289,6 +330,12 @@ def test_smoke(run_script, tmp_path, variant):
         assert saved["args"]["reward_source"] == results["args"]["reward_source"] and "q_network" in saved
         best = torch.load(model_path.with_name("rbc_lunar_best.pt"), weights_only=False)
         assert best["gradient_steps"] % 200 == 0 and best["gradient_steps"] <= 400  # a periodic evaluation's network
+        if "--dueling" in variant:  # a trained expert with a dueling head records demonstrations the loader takes
+            out = tmp_path / "recorded.npz"
+            run_script("collect_demos.py", "--env-id", "LunarLander-v3", "--expert-model", str(model_path),
+                       "--num-episodes", "1", "--out", str(out))  # fmt: skip
+            demos = rbc_lunar.load_demos(str(out), rbc_lunar.make_env("LunarLander-v3", "demo", 0).unwrapped, None)
+            assert len(demos["actions"]) >= 1 and demos["actions"].dtype.kind == "i"
     if "--paper-values" in variant:  # the run used (and recorded) the paper's printed values
         assert {k: results["args"][k] for k in rbc_lunar.PAPER_VALUES} == rbc_lunar.PAPER_VALUES
     if "--capture-video" in variant:
@@ -400,6 +447,8 @@ def test_wide_start_covers_both_shifted_starts():
         ({"epsilon_start": 1.5}, "--epsilon-start must be a probability"),
         ({"epsilon_decay_steps": 0}, "--epsilon-decay-steps must be at least 1"),
         ({"policy_averaging": 1.0}, "--policy-averaging must be in [0, 1)"),
+        ({"ensemble_size": 0}, "--ensemble-size must be at least 1"),
+        ({"munchausen": 1.0}, "--munchausen must be in [0, 1)"),
     ],
 )
 def test_bad_flags_are_one_sentence(changes, message):
