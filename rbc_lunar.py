@@ -111,6 +111,10 @@ class Args:
     munchausen: float = 0.0
     """Munchausen soft Q-learning: add munchausen * alpha * log pi(a|s) (the target network's policy, log pi
     clipped to [-1, 0]) to every reward (Vieillard et al. 2020 use 0.9; 0: off, the paper's SQIL)"""
+    n_step: int = 1
+    """bootstrap from the state n steps on: the target is the discounted sum of the next n rewards (fewer where
+    the episode ends first) plus gamma^n V(s_{t+n}), leaving out the intermediate steps' entropy bonuses
+    (uncorrected n-step returns, as in Rainbow; 1: the paper's one-step target, Eq. 6)"""
     dueling: bool = False
     """the Q network's last layer outputs V(s) and advantages, Q = V + A - mean A (Wang et al. 2016; the paper:
     Q directly)"""
@@ -256,6 +260,7 @@ def load_demos(path: str, env: gym.Env, num_episodes: int | None) -> dict[str, n
         actions=data["actions"][:steps],
         next_obs=next_obs[:steps],
         terminated=data["terminated"][:steps],
+        episode_ends=np.isin(np.arange(steps), ends),
     )
 
 
@@ -310,11 +315,12 @@ def soft_value(q_values: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 def soft_bellman_error(
-    q_sa, next_q_values, rewards, terminated, gamma: float, alpha: float, absorbing_value, value_range=None
+    q_sa, next_q_values, rewards, terminated, gamma, alpha: float, absorbing_value, value_range=None
 ):
     """Q(s, a) - (r + gamma V(s')), the term squared in B (Eq. 6). A terminated transition enters an
     absorbing state whose value is `absorbing_value` (a number, or one per row); a truncated one
-    bootstraps from s'. `value_range` (low, high), if given, clips V(s') into it."""
+    bootstraps from s'. `gamma` is a number or one discount per row (gamma^m for an m-step transition).
+    `value_range` (low, high), if given, clips V(s') into it."""
     next_v = soft_value(next_q_values, alpha)
     if value_range is not None:
         next_v = next_v.clamp(*value_range)
@@ -371,9 +377,10 @@ def bc_nll(q_values: torch.Tensor, actions: torch.Tensor, alpha: float) -> torch
 
 
 class TransitionBuffer:
-    """Transitions (s, a, r, s', terminated) held as tensors on the training device. SQIL keeps two:
-    the demonstrations, filled once with r = r_demo and never evicted, and the agent's own, r = 0, a
-    circular buffer."""
+    """Transitions (s, a, r, s', terminated, discount, last reward) held as tensors on the training device;
+    with one-step targets the discount is gamma and the last reward r (`n_step_transitions` makes them). SQIL
+    keeps two: the demonstrations, filled once with r = r_demo and never evicted, and the agent's own, r = 0,
+    a circular buffer."""
 
     def __init__(self, capacity: int, obs_dim: int, device: torch.device):
         self.obs = torch.zeros((capacity, obs_dim), device=device)
@@ -381,21 +388,41 @@ class TransitionBuffer:
         self.rewards = torch.zeros(capacity, device=device)
         self.next_obs = torch.zeros((capacity, obs_dim), device=device)
         self.terminated = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.discounts = torch.zeros(capacity, device=device)
+        self.last_rewards = torch.zeros(capacity, device=device)
+        self.fields = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
+        self.fields += (self.discounts, self.last_rewards)
         self.capacity, self.size, self.position, self.device = capacity, 0, 0, device
 
-    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
+    def add(self, obs, actions, rewards, next_obs, terminated, discounts, last_rewards) -> None:
         """Adds a batch of transitions (a whole rollout at once), overwriting the oldest when full."""
         n = min(len(actions), self.capacity)
         rows = (self.position + torch.arange(n, device=self.device)) % self.capacity
-        fields = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
-        for buffer, values in zip(fields, (obs, actions, rewards, next_obs, terminated)):
+        for buffer, values in zip(self.fields, (obs, actions, rewards, next_obs, terminated, discounts, last_rewards)):
             buffer[rows] = torch.as_tensor(np.asarray(values)[-n:], device=self.device).to(buffer.dtype)
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
     def sample(self, n: int):
         idx = torch.randint(0, self.size, (n,), device=self.device)
-        return self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx]
+        return [field[idx] for field in self.fields]
+
+
+def n_step_transitions(obs, actions, rewards, next_obs, terminated, episode_ends, n: int, gamma: float):
+    """From each step t, m = min(n, steps left in its episode) steps on: the discounted sum of the m rewards,
+    s_{t+m}, whether the episode terminated there, gamma^m (the bootstrap's discount) and the m-th reward (an
+    absorbing state's value, `--absorbing reward`, repeats it). `episode_ends` marks each episode's last step;
+    with n = 1 this is the one-step transition itself, discount gamma."""
+    rewards, length = np.asarray(rewards, dtype=np.float32), len(actions)
+    ends = np.flatnonzero(episode_ends)
+    steps_left = ends[np.searchsorted(ends, np.arange(length))] - np.arange(length) + 1
+    m = np.minimum(n, steps_left)
+    last = np.arange(length) + m - 1
+    returns = np.zeros(length, dtype=np.float32)
+    for i in range(n):  # reward i steps on, where the episode lasts that long
+        returns += np.where(i < m, gamma**i * rewards[np.minimum(np.arange(length) + i, length - 1)], 0.0)
+    discounts = (gamma**m).astype(np.float32)
+    return obs, actions, returns, np.asarray(next_obs)[last], np.asarray(terminated)[last], discounts, rewards[last]
 
 
 def with_absorbing_states(obs, actions, rewards, next_obs, terminated, n_actions: int):
@@ -528,6 +555,10 @@ def check_args(args: Args) -> str | None:
         return f"--tau must be in (0, 1], not {args.tau}."
     if not 0.0 <= args.munchausen < 1.0:
         return f"--munchausen must be in [0, 1), not {args.munchausen}."
+    if args.n_step < 1:
+        return f"--n-step must be at least 1, not {args.n_step}."
+    if args.n_step > 1 and (args.munchausen or args.absorbing == "learned"):
+        return "--n-step above 1 takes neither --munchausen nor --absorbing learned (both are written for one-step targets)."
     if not 0.0 <= args.policy_averaging < 1.0:
         return f"--policy-averaging must be in [0, 1), not {args.policy_averaging}."
     defaults = Args()
@@ -623,10 +654,12 @@ if __name__ == "__main__":
             demo_obs, demo_next_obs = np.pad(demo_obs, ((0, 0), (0, 1))), np.pad(demo_next_obs, ((0, 0), (0, 1)))
         demo_transitions = (demo_obs, demos["actions"], np.full(len(demo_obs), demo_reward), demo_next_obs)
         demo_transitions = (*demo_transitions, demos["terminated"])
-        if learned_absorbing:
+        demo_ends = demos["episode_ends"]
+        if learned_absorbing:  # one-step targets only (check_args): every row is its own segment
             demo_transitions = with_absorbing_states(*demo_transitions, n_actions)
+            demo_ends = np.ones(len(demo_transitions[1]), dtype=bool)
         demo_buffer = TransitionBuffer(len(demo_transitions[1]), obs_dim, device)
-        demo_buffer.add(*demo_transitions)
+        demo_buffer.add(*n_step_transitions(*demo_transitions, demo_ends, args.n_step, args.gamma))
     half = args.batch_size // 2
     value_range = None  # where every soft value lies (imitation: rewards demo_reward and 0, or r_abs when absorbed)
     if imitation:
@@ -653,7 +686,11 @@ if __name__ == "__main__":
             rollout_rewards = rollout["rewards"] if not imitation else np.zeros(len(rollout["rewards"]))
             transitions = (rollout["obs"], rollout["actions"], rollout_rewards, rollout["next_obs"])
             transitions = (*transitions, rollout["terminated"])
-            agent_buffer.add(*(with_absorbing_states(*transitions, n_actions) if learned_absorbing else transitions))
+            ends = np.arange(len(rollout["actions"])) == len(rollout["actions"]) - 1  # one episode
+            if learned_absorbing:  # one-step targets only (check_args): every row is its own segment
+                transitions = with_absorbing_states(*transitions, n_actions)
+                ends = np.ones(len(transitions[1]), dtype=bool)
+            agent_buffer.add(*n_step_transitions(*transitions, ends, args.n_step, args.gamma))
             if args.rollout_policy == "uniform":  # the ablation's rollouts say nothing of pi_theta: measure it
                 _, episodic_return, length, success = run_episode(env, q_network, "boltzmann", args.alpha, rng)
             env_steps += len(rollout["actions"])
@@ -667,20 +704,21 @@ if __name__ == "__main__":
         # Algorithm 1, line 4: one gradient step on a batch of half demonstrations, half agent
         # transitions (plain soft Q-learning, --reward-source env: agent transitions only).
         if imitation:
-            obs, actions, rewards, next_obs, terminated = balanced_batch(demo_buffer, agent_buffer, args.batch_size)
+            batch = balanced_batch(demo_buffer, agent_buffer, args.batch_size)
         else:
-            obs, actions, rewards, next_obs, terminated = agent_buffer.sample(args.batch_size)
+            batch = agent_buffer.sample(args.batch_size)
+        obs, actions, rewards, next_obs, terminated, discounts, last_rewards = batch
         member_q_values = q_network.members(obs)  # every member fits the same targets (one member: plain SQIL)
         q_values = member_q_values.amin(0)  # the Q that acts, and that BC's likelihood reads
         q_sa = member_q_values.gather(2, actions.expand(len(member_q_values), -1)[..., None]).squeeze(2)
         with torch.no_grad():
             next_q_values = target_network(next_obs)
-        v_terminal = absorbing_value(rewards, args.absorbing, args.r_abs, args.gamma, imitation)
+        v_terminal = absorbing_value(last_rewards, args.absorbing, args.r_abs, args.gamma, imitation)
         if args.munchausen:  # the bonus joins the reward of every step, never the absorbing state's value
             with torch.no_grad():
                 rewards = rewards + munchausen_bonus(target_network(obs), actions, args.alpha, args.munchausen)
         errors = soft_bellman_error(
-            q_sa, next_q_values, rewards, terminated, args.gamma, args.alpha, v_terminal, clip_range
+            q_sa, next_q_values, rewards, terminated, discounts, args.alpha, v_terminal, clip_range
         )
         penalties = bellman_penalty(errors, args.td_loss)
         bellman_demo, bellman_samp = penalties[..., :half].mean(), penalties[..., half:].mean()

@@ -114,6 +114,19 @@ POINTS = [
         S3,
         100_000,
     ),  # fmt: skip
+    # Session 20: the fresher agent buffer with each of the two single changes that steadied a seed or two
+    ("E2_G_lr3e-4_clip_buffer20k_avg", {**EXPERT2, **G3C, "--buffer-size": "20000", **AVG}, "shifted", S3, 100_000),
+    (
+        "E2_G_lr3e-4_clip_buffer20k_dueling",
+        {**EXPERT2, **G3C, "--buffer-size": "20000", "--dueling": True},
+        "shifted",
+        S3,
+        100_000,
+    ),  # fmt: skip
+    # n-step targets (--n-step: the sum of the next n rewards, then gamma^n V): value from the demonstrated states
+    # reaches the shifted states in fewer backups
+    ("E2_G_lr3e-4_clip_n3", {**EXPERT2, **G3C, "--n-step": "3"}, "shifted", S3, 100_000),
+    ("E2_G_lr3e-4_clip_n5", {**EXPERT2, **G3C, "--n-step": "5"}, "shifted", S3, 100_000),
     # ... or a target that widens the gaps (and keeps each policy near the last): Munchausen soft Q-learning
     ("E2_G_lr3e-4_clip_munchausen", {**EXPERT2, **G3C, "--munchausen": "0.9"}, "shifted", S3, 100_000),
 ]

@@ -169,7 +169,7 @@ def test_transition_buffer_wraps_and_demo_buffer_is_never_overwritten():
     buffer = TransitionBuffer(5, 1, torch.device("cpu"))
     for start in (0, 3, 6):
         obs = np.arange(start, start + 3, dtype=np.float32)[:, None]
-        buffer.add(obs, np.zeros(3, dtype=np.int64), obs[:, 0] + 0.5, obs + 100, np.zeros(3, dtype=bool))
+        buffer.add(obs, np.zeros(3, np.int64), obs[:, 0] + 0.5, obs + 100, np.zeros(3, bool), np.ones(3), np.ones(3))
     assert buffer.size == 5
     assert sorted(buffer.obs[:, 0].tolist()) == [4, 5, 6, 7, 8]  # the oldest four were evicted
     assert torch.equal(buffer.next_obs, buffer.obs + 100)  # rows stay whole transitions
@@ -187,15 +187,20 @@ def test_balanced_batch_is_half_demonstrations():
         np.ones(1000),
         np.ones((1000, 8), np.float32),
         np.zeros(1000, bool),
+        np.full(1000, 0.99),
+        np.ones(1000),
     )
+    agent_obs = -np.ones((7, 8), np.float32)
     agent_buffer.add(
-        -np.ones((7, 8), np.float32), np.ones(7, np.int64), np.zeros(7), -np.ones((7, 8), np.float32), np.ones(7, bool)
+        agent_obs, np.ones(7, np.int64), np.zeros(7), agent_obs, np.ones(7, bool), np.full(7, 0.5), np.zeros(7)
     )
-    obs, actions, rewards, next_obs, terminated = rbc_lunar.balanced_batch(demo_buffer, agent_buffer, 64)
+    batch = rbc_lunar.balanced_batch(demo_buffer, agent_buffer, 64)
+    obs, actions, rewards, next_obs, terminated, discounts, _ = batch
     assert obs.shape == (64, 8) and actions.shape == rewards.shape == next_obs.shape[:1] == terminated.shape == (64,)
     assert (obs[:32] == 1).all() and (actions[:32] == 0).all() and not terminated[:32].any()
     assert (rewards[:32] == 1).all() and (rewards[32:] == 0).all()  # r_demo for D_demo, 0 for D_samp
     assert (obs[32:] == -1).all() and (actions[32:] == 1).all() and terminated[32:].all()
+    assert torch.allclose(discounts[:32], torch.tensor(0.99)) and (discounts[32:] == 0.5).all()
 
 
 def test_balanced_batch_with_an_odd_batch_size():
@@ -204,11 +209,44 @@ def test_balanced_batch_with_an_odd_batch_size():
         TransitionBuffer(10, 2, torch.device("cpu")),
     )
     for buffer, value in ((demo_buffer, 1.0), (agent_buffer, -1.0)):
-        buffer.add(
-            np.full((10, 2), value, np.float32), np.zeros(10), np.zeros(10), np.zeros((10, 2)), np.zeros(10, bool)
-        )
+        obs = np.full((10, 2), value, np.float32)
+        buffer.add(obs, np.zeros(10), np.zeros(10), np.zeros((10, 2)), np.zeros(10, bool), np.ones(10), np.zeros(10))
     obs, *_ = rbc_lunar.balanced_batch(demo_buffer, agent_buffer, 7)
     assert obs.shape == (7, 2) and (obs[:3] == 1).all() and (obs[3:] == -1).all()
+
+
+def test_n_step_transitions_sum_rewards_within_each_episode():
+    """Two episodes of 3 and 2 steps, n = 2, gamma 0.5: each row sums at most two rewards of its own episode,
+    bootstraps from the state m steps on with discount gamma^m, and keeps the m-th reward and its termination."""
+    obs = np.arange(5, dtype=np.float32)[:, None]
+    rewards = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    terminated = np.array([False, False, True, False, False])  # the second episode is truncated
+    ends = np.array([False, False, True, False, True])
+    _, _, returns, next_obs, term, discounts, last = rbc_lunar.n_step_transitions(
+        obs, np.zeros(5), rewards, obs + 10, terminated, ends, n=2, gamma=0.5
+    )
+    assert np.allclose(returns, [1 + 0.5 * 2, 2 + 0.5 * 4, 4, 8 + 0.5 * 16, 16])
+    assert np.array_equal(next_obs[:, 0], [11, 12, 12, 14, 14])
+    assert np.array_equal(term, [False, True, True, False, False])
+    assert np.allclose(discounts, [0.25, 0.25, 0.5, 0.25, 0.5]) and np.array_equal(last, [2, 4, 4, 16, 16])
+    one_step = rbc_lunar.n_step_transitions(obs, np.zeros(5), rewards, obs + 10, terminated, ends, n=1, gamma=0.5)
+    assert np.array_equal(one_step[2], rewards) and np.array_equal(one_step[3], obs + 10)
+    assert np.array_equal(one_step[4], terminated) and np.allclose(one_step[5], 0.5)
+
+
+def test_n_step_target_of_a_demonstration_that_lands():
+    """With --absorbing reward, a demonstration two steps before its landing: r_demo + gamma r_demo + gamma^2
+    r_demo / (1 - gamma), the one-step recursion unrolled; the per-row discount enters soft_bellman_error."""
+    gamma, r = 0.9, 1.0
+    _, _, returns, _, term, discounts, last = rbc_lunar.n_step_transitions(
+        np.zeros((2, 1)), np.zeros(2), np.full(2, r), np.zeros((2, 1)), [False, True], [False, True], 3, gamma
+    )
+    v_terminal = rbc_lunar.absorbing_value(torch.tensor(last), "reward", 0.0, gamma, imitation=True)
+    next_q = torch.zeros(2, 4)
+    targets = -soft_bellman_error(
+        torch.zeros(2), next_q, torch.tensor(returns), torch.tensor(term), torch.tensor(discounts), 1.0, v_terminal
+    )
+    assert torch.allclose(targets, torch.tensor([r + gamma * r + gamma**2 * r / (1 - gamma), r / (1 - gamma)]))
 
 
 def test_numpy_q_function_matches_the_network_and_boltzmann_draws_follow_softmax():
@@ -308,9 +346,10 @@ FLAGS += ["--final-eval-episodes", "2", "--batch-size", "16", "--num-demos", "5"
         ["--loss", "rbc", "--rbc-lambda", "0", "--buffer-size", "100", "--save-model", "--capture-video"],
         ["--loss", "sqil", "--max-episode-steps", "30", "--dueling", "--munchausen", "0.9"],
         ["--loss", "sqil", "--absorbing", "learned", "--start-state", "shifted"],
-        ["--loss", "sqil", "--absorbing", "reward", "--batch-size", "15"],
+        ["--loss", "sqil", "--absorbing", "reward", "--batch-size", "15", "--n-step", "3"],
         ["--loss", "sqil", "--no-clip-values", "--anneal-lr", "--td-loss", "huber"],
         ["--reward-source", "env", "--start-state", "wide", "--save-model", "--epsilon-start", "1", "--dueling"],
+        ["--reward-source", "env", "--n-step", "5", "--max-episode-steps", "30"],
         ["--paper-values", "--start-state", "shifted"],
     ],
     ids=lambda v: "_".join(a.strip("-") for a in v),
@@ -449,6 +488,9 @@ def test_wide_start_covers_both_shifted_starts():
         ({"policy_averaging": 1.0}, "--policy-averaging must be in [0, 1)"),
         ({"ensemble_size": 0}, "--ensemble-size must be at least 1"),
         ({"munchausen": 1.0}, "--munchausen must be in [0, 1)"),
+        ({"n_step": 0}, "--n-step must be at least 1"),
+        ({"n_step": 3, "munchausen": 0.9}, "--n-step above 1 takes neither"),
+        ({"n_step": 3, "absorbing": "learned"}, "--n-step above 1 takes neither"),
     ],
 )
 def test_bad_flags_are_one_sentence(changes, message):
