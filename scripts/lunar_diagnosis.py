@@ -126,7 +126,22 @@ POINTS = [
     # n-step targets (--n-step: the sum of the next n rewards, then gamma^n V): value from the demonstrated states
     # reaches the shifted states in fewer backups
     ("E2_G_lr3e-4_clip_n3", {**EXPERT2, **G3C, "--n-step": "3"}, "shifted", S3, 100_000),
-    ("E2_G_lr3e-4_clip_n5", {**EXPERT2, **G3C, "--n-step": "5"}, "shifted", S3, 100_000),
+    ("E2_G_lr3e-4_clip_n5", {**EXPERT2, **G3C, "--n-step": "5"}, "shifted", S5, 100_000),
+    # Session 21: does the 5-step target hold on the scripted file, from the default start, and further out?
+    ("G_lr3e-4_clip_n5", {**G3C, "--n-step": "5"}, "shifted", S5, 100_000),
+    ("E2_G_lr3e-4_clip_n5", {**EXPERT2, **G3C, "--n-step": "5"}, "demo", S3, 100_000),
+    ("E2_G_lr3e-4_clip_n10", {**EXPERT2, **G3C, "--n-step": "10"}, "shifted", S3, 100_000),
+    (
+        "E2_G_lr3e-4_clip_n5_buffer20k",
+        {**EXPERT2, **G3C, "--n-step": "5", "--buffer-size": "20000"},
+        "shifted",
+        S3,
+        100_000,
+    ),  # fmt: skip
+    ("G_lr3e-4_clip_n5", {**G3C, "--n-step": "5"}, "demo", S3, 100_000),
+    ("E_G_lr3e-4_clip_n5", {**EXPERT, **G3C, "--n-step": "5"}, "shifted", S3, 100_000),
+    ("E2_G_lr3e-4_clip_n5_avg", {**EXPERT2, **G3C, "--n-step": "5", **AVG}, "shifted", S3, 100_000),
+    ("E2_G_lr3e-4_clip_n5", {**EXPERT2, **G3C, "--n-step": "5"}, "shifted", S3, 200_000),  # still rising at 100k
     # ... or a target that widens the gaps (and keeps each policy near the last): Munchausen soft Q-learning
     ("E2_G_lr3e-4_clip_munchausen", {**EXPERT2, **G3C, "--munchausen": "0.9"}, "shifted", S3, 100_000),
 ]
