@@ -139,7 +139,8 @@ POINTS = [
         100_000,
     ),  # fmt: skip
     ("G_lr3e-4_clip_n5", {**G3C, "--n-step": "5"}, "demo", S3, 100_000),
-    ("E_G_lr3e-4_clip_n5", {**EXPERT, **G3C, "--n-step": "5"}, "shifted", S3, 100_000),
+    ("E_G_lr3e-4_clip_n5", {**EXPERT, **G3C, "--n-step": "5"}, "shifted", S5, 100_000),
+    ("E_G_lr3e-4_clip_n5", {**EXPERT, **G3C, "--n-step": "5"}, "demo", S3, 100_000),
     ("E2_G_lr3e-4_clip_n5_avg", {**EXPERT2, **G3C, "--n-step": "5", **AVG}, "shifted", S3, 100_000),
     ("E2_G_lr3e-4_clip_n5", {**EXPERT2, **G3C, "--n-step": "5"}, "shifted", S3, 200_000),  # still rising at 100k
     # ... or a target that widens the gaps (and keeps each policy near the last): Munchausen soft Q-learning
