@@ -95,9 +95,11 @@ def lunar(out_dir: Path, steps: int = 100_000, name: str = "lunar_lander.png") -
                 row: sorted(
                     p.parent / "log.txt" for p in folder.glob(f"{row}__{demo}__{start}__{steps}__*/results.json")
                 )
-                for row in ("SQIL", "RBC", "SQIL-paper-values", "BC")
+                for row in ("SQIL", "RBC", "SQIL-paper-values", "GAIL-DQL-B", "GAIL-DQL-U", "BC")
             }
-            for row, color in (("SQIL", "C0"), ("RBC", "C2"), ("SQIL-paper-values", "C3")):
+            for row, color in (
+                ("SQIL", "C0"), ("RBC", "C2"), ("SQIL-paper-values", "C3"), ("GAIL-DQL-B", "C4"), ("GAIL-DQL-U", "C5")
+            ):  # fmt: skip
                 plot_band(ax, finished[row], LUNAR_EVAL, row, color)
             if bc := [final_value(log, LUNAR_FINAL) for log in finished["BC"]]:
                 level(ax, float(np.mean(bc)), f"BC, final ({len(bc)} seeds)", "C1")
