@@ -90,6 +90,9 @@ class Args:
     """weight lambda of the Bellman error penalty in RBC (Eq. 5); 0 gives plain BC (Eq. 4)"""
     r_demo: float = 1.0
     """reward of demonstration transitions (SQIL)"""
+    r_samp: float = 0.0
+    """reward of the agent's own transitions (SQIL: 0); with --absorbing constant a positive value pays for every
+    step an agent episode lasts, as GAIL-DQL-B's always positive reward does (a diagnosis, docs/lunar_lander.md)"""
     paper_values: bool = False
     """use the paper's printed LunarLander values instead of the defaults: lambda_samp 1e-6, alpha 1, absorbing
     constant (V(s_T) = 0), no value clipping (gamma is the paper's 0.99 already); they do not land here
@@ -566,8 +569,11 @@ def check_args(args: Args) -> str | None:
         for name in PAPER_VALUES:
             if getattr(args, name) != getattr(defaults, name):
                 return f"--paper-values sets --{name.replace('_', '-')}; give one or the other."
+    if args.loss == "rbc" and args.r_samp != 0.0:
+        return "--r-samp is a reward of SQIL's; RBC's penalty gives every transition 0 (Eq. 5)."
     if args.reward_source == "env":
-        imitation_only = ("demo_path", "num_demos", "loss", "rollout_policy", "lambda_samp", "rbc_lambda", "r_demo")
+        imitation_only = ("demo_path", "num_demos", "loss", "rollout_policy", "lambda_samp", "rbc_lambda")
+        imitation_only += ("r_demo", "r_samp")
         changed = [name for name in imitation_only if getattr(args, name) != getattr(defaults, name)]
         if args.absorbing == "learned":
             changed.append("absorbing learned")
@@ -649,6 +655,7 @@ if __name__ == "__main__":
         except DemoError as error:
             fail(str(error))
         demo_reward = args.r_demo if args.loss == "sqil" else 0.0
+        agent_reward = args.r_samp if args.loss == "sqil" else 0.0
         demo_obs, demo_next_obs = demos["obs"], demos["next_obs"]
         if learned_absorbing:  # a zero flag column: no demonstration state is absorbing
             demo_obs, demo_next_obs = np.pad(demo_obs, ((0, 0), (0, 1))), np.pad(demo_next_obs, ((0, 0), (0, 1)))
@@ -661,9 +668,9 @@ if __name__ == "__main__":
         demo_buffer = TransitionBuffer(len(demo_transitions[1]), obs_dim, device)
         demo_buffer.add(*n_step_transitions(*demo_transitions, demo_ends, args.n_step, args.gamma))
     half = args.batch_size // 2
-    value_range = None  # where every soft value lies (imitation: rewards demo_reward and 0, or r_abs when absorbed)
+    value_range = None  # where every soft value lies (imitation: rewards demo_reward and agent_reward, or r_abs)
     if imitation:
-        rewards_seen = (demo_reward, 0.0) + ((args.r_abs,) if args.absorbing == "constant" else ())
+        rewards_seen = (demo_reward, agent_reward) + ((args.r_abs,) if args.absorbing == "constant" else ())
         lowest = min(rewards_seen) - args.munchausen * args.alpha * MUNCHAUSEN_LOG_PI_MIN  # the bonus is <= 0
         value_range = soft_value_range(lowest, max(rewards_seen), args.alpha, args.gamma, n_actions)
     clip_range = value_range if args.clip_values else None
@@ -683,7 +690,7 @@ if __name__ == "__main__":
             rollout, episodic_return, length, success = run_episode(
                 env, q_network, rollout_policy, args.alpha, rng, epsilon=epsilon
             )
-            rollout_rewards = rollout["rewards"] if not imitation else np.zeros(len(rollout["rewards"]))
+            rollout_rewards = rollout["rewards"] if not imitation else np.full(len(rollout["rewards"]), agent_reward)
             transitions = (rollout["obs"], rollout["actions"], rollout_rewards, rollout["next_obs"])
             transitions = (*transitions, rollout["terminated"])
             ends = np.arange(len(rollout["actions"])) == len(rollout["actions"]) - 1  # one episode

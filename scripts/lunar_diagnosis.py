@@ -145,6 +145,20 @@ POINTS = [
     ("E2_G_lr3e-4_clip_n5", {**EXPERT2, **G3C, "--n-step": "5"}, "shifted", S3, 200_000),  # near 0.9 at 80-90k
     # ... or a target that widens the gaps (and keeps each policy near the last): Munchausen soft Q-learning
     ("E2_G_lr3e-4_clip_munchausen", {**EXPERT2, **G3C, "--munchausen": "0.9"}, "shifted", S3, 100_000),
+    # Session 23: GAIL-DQL-B lands from the shifted start with a positive agent reward and a terminal value of 0.
+    # SQIL with that terminal value (the paper's), without and with a constant positive reward on agent transitions
+    ("E2_G_lr3e-4_clip_constant", {**EXPERT2, **G3C, "--absorbing": "constant"}, "shifted", S3, 100_000),
+    (
+        "E2_G_lr3e-4_clip_constant_rsamp0.5",
+        {**EXPERT2, **G3C, "--absorbing": "constant", "--r-samp": "0.5"},
+        "shifted",
+        S3,
+        100_000,
+    ),  # fmt: skip
+    # Session 24: the greedy policy swings between evaluations (best periodic 0.97, final 0.55). Less gradient noise
+    # (four times the batch), and an averaged network evaluated on its own
+    ("E2_G_lr3e-4_clip_b512", {**EXPERT2, **G3C, "--batch-size": "512"}, "shifted", S3, 100_000),
+    ("E2_G_lr3e-4_clip_avg", {**EXPERT2, **G3C, **AVG}, "shifted", S3, 100_000),
 ]
 
 

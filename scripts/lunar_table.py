@@ -39,6 +39,13 @@ ROWS = {  # row name -> (script, flags); the paper's numbers (shifted start, def
     # with rbc_lunar.py's learning rate and temperature, so that only the reward differs from SQIL's
     "GAIL-DQL-U": ("gail_dqn.py", ["--reward-variant", "unbiased", *GAIL_LEARNER], (0.67, 0.93)),
     "GAIL-DQL-B": ("gail_dqn.py", ["--reward-variant", "biased", *GAIL_LEARNER], (0.98, 0.95)),
+    # not in the paper: GAIL-DQL-B with a reward that is negative where the agent looks unlike the expert, which
+    # tests whether B's lead needs a reward that is positive everywhere (a bonus for not ending)
+    "GAIL-DQL-B-logit": (
+        "gail_dqn.py",
+        ["--reward-variant", "biased", "--reward-formula", "logit", *GAIL_LEARNER],
+        ("-", "-"),
+    ),
 }
 PAPER_RANDOM = (0.10, 0.04)
 

@@ -45,6 +45,7 @@ SWEEPS = {  # name -> the file that defines it
     "lunar_diagnosis": ROOT / "scripts" / "lunar_diagnosis.py",  # docs/lunar_lander.md, "Which factors matter"
     "car_racing": ROOT / "scripts" / "car_racing_table.py",  # paper Figures 1 and 5, docs/car_racing.md
     "mujoco": ROOT / "scripts" / "mujoco_table.py",  # paper Figure 3, docs/mujoco.md
+    "atari": ROOT / "scripts" / "atari_table.py",  # paper Figure 2, docs/atari.md
 }
 
 

@@ -141,7 +141,7 @@ def test_an_unknown_sweep_is_one_sentence(tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert (
         done.stderr.strip()
-        == "error: no sweep 'nonesuch': name one of lunar, lunar_diagnosis, car_racing, mujoco or a sweep file."
+        == "error: no sweep 'nonesuch': name one of lunar, lunar_diagnosis, car_racing, mujoco, atari or a sweep file."
     )
 
 

@@ -1,0 +1,103 @@
+"""The sweep of the Atari comparison (paper Figure 2), run and printed by scripts/sweep.py.
+
+    python scripts/sweep.py atari --games PongNoFrameskip-v4 --seeds 1 2 3 --jobs 2   # run or continue what is missing
+    python scripts/sweep.py atari --games PongNoFrameskip-v4 --report-only            # just the table
+
+Each (row, game, seed) is one run of `sqil_dqn_atari.py`, `bc.py` or `gail_dqn.py` on the bundled
+demonstrations of the game's trained expert (demos/<game>.npz), logged to
+`results/atari_fig2/<row>__<game>__<seed>/`. The learners that interact save a checkpoint every 50,000 env
+steps (SQIL) or 12,500 gradient steps (GAIL-DQL) without their replay buffer, so a sweep stopped in the
+middle continues them with --resume; the resumed run refills its buffer first (docs/atari.md,
+"Long runs"). The learners that interact follow the authors' Atari code where this project has the
+flag: one update per 4 env steps, batches of 32 demonstration + 32 agent transitions, the target
+network copied every 10,000 updates, learning rate 1e-4. GAIL-DQL takes one whole game every 250
+gradient steps, about 4 env steps per update for games of about 1,000 steps; its budget is in
+gradient steps (250,000), so its env steps are what its games last (the table prints them).
+"""
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from sweep import Run
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results" / "atari_fig2"
+GAMES = ("PongNoFrameskip-v4", "BreakoutNoFrameskip-v4", "SpaceInvadersNoFrameskip-v4")
+AUTHORS = ["--batch-size", "64", "--target-network-frequency", "10000", "--learning-rate", "1e-4", "--no-cuda"]
+SQIL = [*AUTHORS, "--train-frequency", "4", "--total-timesteps", "1000000", "--eval-frequency", "100000"]
+SQIL += ["--checkpoint-frequency", "50000", "--no-checkpoint-buffer"]
+GAIL = [*AUTHORS, "--k", "250", "--total-gradient-steps", "250000", "--eval-frequency", "25000"]
+GAIL += ["--checkpoint-frequency", "12500", "--alpha", "1"]
+ROWS = {  # row -> (script, flags, saves checkpoints, the results.json key of the final greedy score)
+    "BC": ("bc.py", ["--no-cuda"], False, "final_deterministic_return"),
+    "SQIL": ("sqil_dqn_atari.py", SQIL, True, "final_greedy_returns"),
+    "GAIL-DQL-U": ("gail_dqn.py", [*GAIL, "--reward-variant", "unbiased"], True, "final_greedy_return"),
+    "GAIL-DQL-B": ("gail_dqn.py", [*GAIL, "--reward-variant", "biased"], True, "final_greedy_return"),
+}
+
+
+def run_name(row: str, game: str, seed: int) -> str:
+    return f"{row}__{game}__{seed}"
+
+
+def runs(args: argparse.Namespace) -> list[Run]:
+    found = []
+    for seed in args.seeds:  # seed-major: a sweep stopped early has every row at its first seeds
+        for game in args.games:
+            for row in args.rows:
+                script, flags, resumable, _ = ROWS[row]
+                flags = [*flags, "--env-id", game, "--demo-path", str(ROOT / "demos" / f"{game}.npz")]
+                found.append(Run(run_name(row, game, seed), script, (*flags, "--seed", str(seed)), resumable))
+    return found
+
+
+def periodic(log: str) -> list[tuple[int, float]]:
+    """(env steps, greedy evaluation return) of every periodic evaluation in a run's log."""
+    sqil = re.findall(r"global_step=(\d+), greedy evaluation return (-?[\d.]+)", log)
+    gail = re.findall(r"env steps (\d+), eval greedy return (-?[\d.]+)", log)
+    return [(int(steps), float(score)) for steps, score in sqil + gail]
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.1f} (n=1)"
+    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1) / np.sqrt(len(values)):.1f} (n={len(values)})"
+
+
+def report(args: argparse.Namespace) -> None:
+    for game in args.games:
+        demos = ROOT / "demos" / f"{game}.npz"
+        print(f"\n{game}, demonstrations {demos.relative_to(ROOT)}\n")
+        print("| row | final greedy return | best periodic greedy return | env steps | runs still going |")
+        print("|---|---|---|---|---|")
+        for row, (_, _, _, key) in ROWS.items():
+            finals, bests, env_steps, going = [], [], [], []
+            for seed in args.seeds:
+                folder = args.results / run_name(row, game, seed)
+                log = (folder / "log.txt").read_text() if (folder / "log.txt").exists() else ""
+                if (folder / "results.json").exists():
+                    result = json.loads((folder / "results.json").read_text())
+                    finals.append(float(np.mean(result[key])))
+                    env_steps.append(result.get("env_steps"))
+                elif log:
+                    going.append(f"seed {seed} at {periodic(log)[-1][0] if periodic(log) else 0} env steps")
+                if periodic(log):
+                    bests.append(max(score for _, score in periodic(log)))
+            steps = "-" if not env_steps or None in env_steps else f"{int(np.mean(env_steps)):,}"
+            print(f"| {row} | {cell(finals)} | {cell(bests)} | {steps} | {'; '.join(going) or '-'} |")
+        if demos.exists():
+            with np.load(demos, allow_pickle=False) as data:
+                returns = data["episode_returns"] if "episode_returns" in data.files else None
+            if returns is not None:
+                print(f"| Expert (the {len(returns)} recorded games) | {np.mean(returns):.1f} | - | - | - |")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--games", nargs="+", default=["PongNoFrameskip-v4"], choices=GAMES)
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
