@@ -11,6 +11,7 @@ with V(s) = alpha * logsumexp(Q(s, .) / alpha) (Eq. 1-2). Algorithm 1 alternates
 with rollouts: one rollout of the imitation policy every `k` gradient steps.
 """
 
+import copy
 import json
 import os
 import random
@@ -638,12 +639,8 @@ if __name__ == "__main__":
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # one kernel per step
     # The policy that is evaluated and saved: the network itself, or an average of its recent weights
     # (--policy-averaging), which greedy evaluations from the shifted start swing less with (docs/lunar_lander.md).
-    policy_network = (
-        QNetwork(obs_dim, n_actions, args.ensemble_size, args.dueling).to(device)
-        if args.policy_averaging
-        else q_network
-    )
-    policy_network.load_state_dict(q_network.state_dict())
+    # A copy, not a new network: drawing no initial weights leaves the random streams, and so training, as without it.
+    policy_network = copy.deepcopy(q_network) if args.policy_averaging else q_network
 
     # D_demo: the demonstrations with reward r_demo (SQIL; 0 in RBC's penalty), never evicted.
     # D_samp: the agent's rollouts with reward 0 (imitation) or the environment's reward (--reward-source env).
@@ -825,6 +822,17 @@ if __name__ == "__main__":
         results[f"final_{policy}_return"], results[f"final_{policy}_success"] = mean_return, success_rate
         print(
             f"final {policy} evaluation ({eval_start_state} start): return {mean_return:.1f}, success {success_rate:.2f}"
+        )
+    if args.policy_averaging:  # the network that trained, on the same episodes: what averaging changed, paired
+        mean_return, success_rate = evaluate(
+            final_env, q_network, "greedy", args.final_eval_episodes, args.alpha, seed=args.seed + 2_000_000
+        )
+        results["final_greedy_return_unaveraged"], results["final_greedy_success_unaveraged"] = (
+            mean_return,
+            success_rate,
+        )
+        print(
+            f"final greedy evaluation of the unaveraged network: return {mean_return:.1f}, success {success_rate:.2f}"
         )
     final_env.close()
     with open(f"runs/{run_name}/results.json", "w") as f:

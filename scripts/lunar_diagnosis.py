@@ -157,8 +157,17 @@ POINTS = [
     ),  # fmt: skip
     # Session 24: the greedy policy swings between evaluations (best periodic 0.97, final 0.55). Less gradient noise
     # (four times the batch), and an averaged network evaluated on its own
-    ("E2_G_lr3e-4_clip_b512", {**EXPERT2, **G3C, "--batch-size": "512"}, "shifted", S3, 100_000),
+    ("E2_G_lr3e-4_clip_b512", {**EXPERT2, **G3C, "--batch-size": "512"}, "shifted", (1, 2), 100_000),  # 734 s a run
     ("E2_G_lr3e-4_clip_avg", {**EXPERT2, **G3C, **AVG}, "shifted", S3, 100_000),
+    # The averaged network as a copy (since 2026-12-03): the run trains exactly as the row without averaging and reports
+    # both networks' final evaluations on the same episodes, so averaging's effect is measured within each run
+    ("E2_G_lr3e-4_clip_avgp", {**EXPERT2, **G3C, **AVG}, "shifted", S5, 100_000),
+    ("G_lr3e-4_clip_avgp", {**G3C, **AVG}, "shifted", S5, 100_000),
+    ("E2_G_lr3e-4_clip_avgp", {**EXPERT2, **G3C, **AVG}, "demo", S3, 100_000),
+    ("G_lr3e-4_clip_avgp", {**G3C, **AVG}, "demo", S3, 100_000),
+    ("E_G_lr3e-4_clip_avgp", {**EXPERT, **G3C, **AVG}, "shifted", S3, 100_000),
+    # 5-step targets with the averaged network on the other files and the default start: a candidate default
+    ("G_lr3e-4_clip_n5_avg", {**G3C, "--n-step": "5", **AVG}, "shifted", (2,), 100_000),
 ]
 
 
@@ -206,12 +215,16 @@ def report(args: argparse.Namespace) -> None:
         done = [folder for folder in done if (folder / "results.json").exists()]
         if not done:
             continue
-        finals = [json.loads((d / "results.json").read_text())["final_greedy_success"] for d in done]
+        results = [json.loads((d / "results.json").read_text()) for d in done]
+        finals = [result["final_greedy_success"] for result in results]
         periodic = r"eval greedy return [-\d.]+ success ([\d.]+)"
         best = [max(map(float, re.findall(periodic, (d / "log.txt").read_text()))) for d in done]
         change = " ".join(" ".join(switch(k, v) if isinstance(v, bool) else [k, v]) for k, v in changes.items())
         change = change or "-"
         per_seed = " / ".join(f"{f:.2f}" for f in finals)
+        if all("final_greedy_success_unaveraged" in result for result in results):  # the same runs' own network
+            unaveraged = [result["final_greedy_success_unaveraged"] for result in results]
+            per_seed += f" (unaveraged: {' / '.join(f'{u:.2f}' for u in unaveraged)}, {cell(unaveraged)})"
         print(f"| {point} | `{change}` | {start} | {steps // 1000}k | {cell(finals)} | {cell(best)} | {per_seed} |")
 
 

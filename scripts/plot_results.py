@@ -171,7 +171,7 @@ def single_runs(out_dir: Path) -> Path:
     car.set_ylabel("return")
     for row, color in (("SQIL", "C0"), ("GAIL-DQL-B", "C3"), ("GAIL-DQL-U", "C2")):
         for log in sorted((RESULTS / "atari").glob(f"{row}__SpaceInvadersNoFrameskip-v4__*/log.txt")):
-            pattern = r"global_step=(\d+), greedy evaluation return ([-\d.]+)" if row == "SQIL" else ATARI_GAIL_EVAL
+            pattern = ATARI_SQIL_EVAL if row == "SQIL" else ATARI_GAIL_EVAL
             plot_band(atari, [log], pattern, row, color)
     bc_log = RESULTS / "atari" / "BC__SpaceInvadersNoFrameskip-v4__1" / "log.txt"
     level(
@@ -189,6 +189,33 @@ def single_runs(out_dir: Path) -> Path:
 
 
 ATARI_GAIL_EVAL = r"step \d+: env steps (\d+), eval greedy return ([-\d.]+)"
+ATARI_SQIL_EVAL = r"global_step=(\d+), greedy evaluation return ([-\d.]+)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Atari (paper Figure 2): the rows of the atari sweep (scripts/atari_table.py) on the trained experts' demos.
+# ---------------------------------------------------------------------------------------------
+def atari_fig2(out_dir: Path, game: str = "PongNoFrameskip-v4") -> Path | None:
+    folder = RESULTS / "atari_fig2"
+    if not list(folder.glob(f"*__{game}__*/log.txt")):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for row, color in (("SQIL", "C0"), ("GAIL-DQL-B", "C3"), ("GAIL-DQL-U", "C2")):
+        logs = sorted(folder.glob(f"{row}__{game}__*/log.txt"))
+        logs = [log for log in logs if read_curve(log, ATARI_SQIL_EVAL if row == "SQIL" else ATARI_GAIL_EVAL)]
+        unfinished = sum(not (log.parent / "results.json").exists() for log in logs)
+        label = f"{row}, greedy" + (f"; {unfinished} run(s) unfinished" if unfinished else "")
+        plot_band(ax, logs, ATARI_SQIL_EVAL if row == "SQIL" else ATARI_GAIL_EVAL, label, color)
+    bc = [json.loads(p.read_text())["final_deterministic_return"] for p in folder.glob(f"BC__{game}__*/results.json")]
+    if bc:
+        level(ax, float(np.mean(bc)), f"BC, final ({len(bc)} seed{'s' if len(bc) > 1 else ''}, no env steps)", "C1")
+    with np.load(ROOT / "demos" / f"{game}.npz") as demos:
+        level(ax, float(np.mean(demos["episode_returns"])), "expert (its recorded games)", "k", ":")
+    ax.set_title(f"{game.removesuffix('NoFrameskip-v4')} (trained expert's 20 games)")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("game score (greedy, 10 games)")
+    ax.legend(fontsize=8, loc="center right")
+    return save(fig, out_dir / f"atari_{game.removesuffix('NoFrameskip-v4').lower()}.png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +246,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=DOCS, help="folder for the PNG files")
     out_dir = parser.parse_args().out
     out_dir.mkdir(parents=True, exist_ok=True)
-    for make in (lunar, lunar_longer, mujoco, single_runs, car_racing):
+    for make in (lunar, lunar_longer, mujoco, single_runs, atari_fig2, car_racing):
         if (out := make(out_dir)) is not None:
             print(f"wrote {out}")

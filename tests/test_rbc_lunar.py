@@ -388,6 +388,30 @@ def test_the_same_seed_gives_the_same_run(check_the_seed_decides_the_run):
     check_the_seed_decides_the_run("rbc_lunar.py", *FLAGS)
 
 
+def test_policy_averaging_changes_what_is_evaluated_not_the_training(run_script, tmp_path):
+    """--policy-averaging evaluates an average of the weights; the run trains exactly as without it (the same
+    episodes and losses), and its final evaluation of the unaveraged network is the plain run's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def record(name: str, *extra: str) -> tuple[dict, dict]:
+        run_script("rbc_lunar.py", *FLAGS, "--exp-name", name, *extra)
+        (run_dir,) = tmp_path.glob(f"runs/*__{name}__*")
+        events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+        events.Reload()
+        training = {
+            tag: [event.value for event in events.Scalars(tag)]
+            for tag in events.Tags()["scalars"]
+            if tag.startswith(("losses/", "charts/episodic", "charts/success"))
+        }
+        return training, json.loads((run_dir / "results.json").read_text())
+
+    plain_training, plain = record("plain")
+    averaged_training, averaged = record("averaged", "--policy-averaging", "0.99")
+    assert plain_training == averaged_training and plain["env_steps"] == averaged["env_steps"]
+    assert averaged["final_greedy_return_unaveraged"] == plain["final_greedy_return"]
+    assert averaged["final_greedy_return"] != plain["final_greedy_return"]  # another network was evaluated
+
+
 def test_a_terminal_shows_a_progress_bar(tmp_path):
     """On a terminal a run shows tqdm's bar: steps done of the budget, elapsed<remaining, rate, latest evaluation."""
     main, terminal = pty.openpty()
