@@ -96,8 +96,8 @@ class Args:
     step an agent episode lasts, as GAIL-DQL-B's always positive reward does (a diagnosis, docs/lunar_lander.md)"""
     paper_values: bool = False
     """use the paper's printed LunarLander values instead of the defaults: lambda_samp 1e-6, alpha 1, absorbing
-    constant (V(s_T) = 0), no value clipping (gamma is the paper's 0.99 already); they do not land here
-    (docs/lunar_lander.md)"""
+    constant (V(s_T) = 0), no value clipping, no policy averaging (gamma is the paper's 0.99 already); they do
+    not land here (docs/lunar_lander.md)"""
     r_abs: float = 0.0
     """reward per step in an absorbing state: V(terminal) = r_abs / (1 - gamma)"""
     absorbing: Literal["constant", "reward", "learned"] = "reward"
@@ -141,9 +141,9 @@ class Args:
     """target network update rate (1.0: hard copy)"""
     target_network_frequency: int = 100
     """gradient steps between target network updates"""
-    policy_averaging: float = 0.0
+    policy_averaging: float = 0.9998
     """evaluate (and save) an exponential moving average of the Q network's weights, updated with this decay after
-    every gradient step (0: the network itself; 0.9998 averages over about the last 5,000 steps); training
+    every gradient step (0.9998 averages over about the last 5,000 steps; 0: the network itself); training
     rollouts always act with the network itself"""
     eval_frequency: int = 20_000
     """gradient steps between periodic evaluations (the budget's unit, as --total-gradient-steps)"""
@@ -534,7 +534,8 @@ def fail(message: str):
     sys.exit(2)
 
 
-PAPER_VALUES = dict(lambda_samp=1e-6, alpha=1.0, absorbing="constant", clip_values=False)  # Section A.3, Section 2
+# Section A.3 and Section 2; the paper evaluates the network itself, not an average of its weights
+PAPER_VALUES = dict(lambda_samp=1e-6, alpha=1.0, absorbing="constant", clip_values=False, policy_averaging=0.0)
 
 
 def check_args(args: Args) -> str | None:

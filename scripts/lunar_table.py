@@ -137,6 +137,33 @@ def report(args: argparse.Namespace) -> None:
                 re.search(rf"{start} start: success ([\d.]+)", text).group(1) for start in ("shifted", "demo")
             )
             print(f"| Expert ({expert.relative_to(ROOT)}) | - | {shifted} | - | 0.93 | - | {default} | - | 0.89 |")
+        paired_averaging(args, demos)
+
+
+def paired_averaging(args: argparse.Namespace, demos: str) -> None:
+    """Runs with --policy-averaging also evaluate the network itself on the same final episodes: the difference
+    is what averaging changed in that run."""
+    lines = []
+    for row in ROWS:
+        for start in ("shifted", "demo"):
+            paths = [args.results / run_name(row, demos, start, s, args.steps) / "results.json" for s in args.seeds]
+            results = [json.loads(path.read_text()) for path in paths if path.exists()]
+            pairs = [
+                (r["final_greedy_success"], r["final_greedy_success_unaveraged"])
+                for r in results
+                if "final_greedy_success_unaveraged" in r
+            ]
+            if pairs:
+                diffs = [a - b for a, b in pairs]
+                up = sum(d > 0 for d in diffs)
+                lines.append(
+                    f"| {row} | {start} | {cell([a for a, _ in pairs])} | {cell([b for _, b in pairs])} "
+                    f"| {np.mean(diffs):+.2f} ({up} of {len(diffs)} up) |"
+                )
+    if lines:
+        print("\nFinal greedy success of the averaged policy and of the network itself, the same runs and episodes:\n")
+        print("| row | start | averaged | network itself | difference |\n|---|---|---|---|---|")
+        print("\n".join(lines))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -80,9 +80,10 @@ LUNAR_EVAL = r"step (\d+): env steps (\d+), eval greedy return [-\d.]+ success (
 LUNAR_FINAL = r"final greedy evaluation \(\w+ start\): return [-\d.]+, success ([\d.]+)"
 
 
-def lunar(out_dir: Path, steps: int = 100_000, name: str = "lunar_lander.png") -> Path | None:
+def lunar(
+    out_dir: Path, steps: int = 100_000, name: str = "lunar_lander.png", folder: Path = RESULTS / "lunar_fig4"
+) -> Path | None:
     """The runs of one budget (gradient steps): a panel per demonstration file and start state they cover."""
-    folder = RESULTS / "lunar_fig4"
     runs = [p.parent.name.split("__") for p in folder.glob(f"*__*__*__{steps}__*/results.json")]
     demos = sorted({run[1] for run in runs})
     starts = [start for start in ("shifted", "demo") if any(run[2] == start for run in runs)]
@@ -114,8 +115,12 @@ def lunar(out_dir: Path, steps: int = 100_000, name: str = "lunar_lander.png") -
     return save(fig, out_dir / name)
 
 
+def lunar_unaveraged(out_dir: Path) -> Path | None:  # the defaults before 2026-12-03: no --policy-averaging
+    return lunar(out_dir, 100_000, "lunar_lander_unaveraged.png", RESULTS / "lunar_fig4_unaveraged")
+
+
 def lunar_longer(out_dir: Path) -> Path | None:
-    return lunar(out_dir, 200_000, "lunar_lander_200k.png")
+    return lunar(out_dir, 200_000, "lunar_lander_200k.png", RESULTS / "lunar_fig4_unaveraged")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +251,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=DOCS, help="folder for the PNG files")
     out_dir = parser.parse_args().out
     out_dir.mkdir(parents=True, exist_ok=True)
-    for make in (lunar, lunar_longer, mujoco, single_runs, atari_fig2, car_racing):
+    for make in (lunar, lunar_unaveraged, lunar_longer, mujoco, single_runs, atari_fig2, car_racing):
         if (out := make(out_dir)) is not None:
             print(f"wrote {out}")

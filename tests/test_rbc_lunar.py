@@ -405,7 +405,7 @@ def test_policy_averaging_changes_what_is_evaluated_not_the_training(run_script,
         }
         return training, json.loads((run_dir / "results.json").read_text())
 
-    plain_training, plain = record("plain")
+    plain_training, plain = record("plain", "--policy-averaging", "0")
     averaged_training, averaged = record("averaged", "--policy-averaging", "0.99")
     assert plain_training == averaged_training and plain["env_steps"] == averaged["env_steps"]
     assert averaged["final_greedy_return_unaveraged"] == plain["final_greedy_return"]
