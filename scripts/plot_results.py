@@ -85,7 +85,7 @@ def lunar(
 ) -> Path | None:
     """The runs of one budget (gradient steps): a panel per demonstration file and start state they cover."""
     runs = [p.parent.name.split("__") for p in folder.glob(f"*__*__*__{steps}__*/results.json")]
-    demos = sorted({run[1] for run in runs})
+    demos = sorted({run[1] for run in runs if run[0] == "BC"})  # the files with the baseline to compare with
     starts = [start for start in ("shifted", "demo") if any(run[2] == start for run in runs)]
     if not demos:
         return None
