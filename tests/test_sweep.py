@@ -172,3 +172,23 @@ def test_every_table_sweep_covers_its_committed_runs(name):
     else:
         committed = [p.parent.name for p in module.RESULTS.glob(f"*{table}*/results.json")]
     assert committed and all(n in runs and done(module.RESULTS / n) for n in committed), set(committed) - set(runs)
+
+
+def test_the_lunar_report_pairs_each_averaged_run_with_its_own_network(tmp_path, capsys):
+    """The paired table: per row and start, the averaged policy's and the same runs' network's final success and
+    their mean difference; runs without the unaveraged evaluation (GAIL-DQL, older logs) are left out."""
+    module, args = default_args("lunar")
+    args.results, args.seeds, args.steps = tmp_path, [1, 2], 100_000
+    finals = {1: (0.8, 0.5), 2: (0.4, 0.6)}  # seed -> (averaged, network itself)
+    for seed, (averaged, itself) in finals.items():
+        folder = tmp_path / module.run_name("SQIL", "expert2", "shifted", seed, 100_000)
+        folder.mkdir()
+        result = {"final_greedy_success": averaged, "final_greedy_success_unaveraged": itself}
+        (folder / "results.json").write_text(json.dumps(result))
+    unpaired = tmp_path / module.run_name("GAIL-DQL-B", "expert2", "shifted", 1, 100_000)
+    unpaired.mkdir()
+    (unpaired / "results.json").write_text(json.dumps({"final_greedy_success": 0.9}))
+    module.paired_averaging(args, "expert2")
+    out = capsys.readouterr().out
+    assert "| SQIL | shifted | 0.60 ± 0.20 (n=2) | 0.55 ± 0.05 (n=2) | +0.05 (1 of 2 up) |" in out
+    assert "GAIL" not in out
