@@ -655,6 +655,7 @@ if __name__ == "__main__":
     next_eval, next_checkpoint = next_multiple(args.eval_frequency), next_multiple(args.checkpoint_frequency)
     start_step, start_time = global_step, time.time()
     learning_start = None  # (env steps, time) of the first gradient step, for the steady-state speed
+    last_eval, q_means = (global_step, time.time()), (float("nan"), float("nan"))  # for the log's eval lines
     # a progress bar on a terminal only (disable=None): redirected logs and CI stay plain text
     progress = tqdm(total=args.total_timesteps, initial=global_step, desc="env steps", disable=None, mininterval=2.0)
     while global_step < args.total_timesteps:
@@ -698,6 +699,7 @@ if __name__ == "__main__":
                 writer.add_scalar("losses/bellman_samp", bellman_samp.item(), global_step)
                 writer.add_scalar("losses/q_demo", q_sa[:half].mean().item(), global_step)
                 writer.add_scalar("losses/q_samp", q_sa[half:].mean().item(), global_step)
+                q_means = (q_sa[:half].mean().item(), q_sa[half:].mean().item())
                 sps = int((global_step - start_step) / (time.time() - start_time))
                 writer.add_scalar("charts/SPS", sps, global_step)
 
@@ -710,7 +712,13 @@ if __name__ == "__main__":
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             writer.add_scalar("eval/episodic_length", np.mean(lengths), global_step)
             progress.set_postfix_str(f"eval greedy return {np.mean(returns):.1f}", refresh=False)
-            tqdm.write(f"global_step={global_step}, greedy evaluation return {np.mean(returns):.1f}")
+            sps = (global_step - last_eval[0]) / (time.time() - last_eval[1])
+            last_eval = (global_step, time.time())
+            tqdm.write(
+                f"global_step={global_step}, greedy evaluation return {np.mean(returns):.1f} "
+                f"({sps:.0f} env steps/s since the last, evaluation included; "
+                f"mean Q of demonstration / agent transitions {q_means[0]:.1f} / {q_means[1]:.1f})"
+            )
         # and at the run's end, for a later --resume with a longer --total-timesteps
         if args.checkpoint_frequency and (global_step >= next_checkpoint or global_step >= args.total_timesteps):
             next_checkpoint = next_multiple(args.checkpoint_frequency)

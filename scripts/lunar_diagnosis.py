@@ -168,6 +168,10 @@ POINTS = [
     ("E_G_lr3e-4_clip_avgp", {**EXPERT, **G3C, **AVG}, "shifted", S3, 100_000),
     # 5-step targets with the averaged network on the other files and the default start: a candidate default
     ("G_lr3e-4_clip_n5_avg", {**G3C, "--n-step": "5", **AVG}, "shifted", (2,), 100_000),
+    # Session 26: 5-step targets with the averaged copy, paired within each run (the network itself repeats `_n5`)
+    ("E2_G_lr3e-4_clip_n5_avgp", {**EXPERT2, **G3C, "--n-step": "5", **AVG}, "shifted", S5, 100_000),
+    ("G_lr3e-4_clip_n5_avgp", {**G3C, "--n-step": "5", **AVG}, "shifted", S5, 100_000),
+    ("E_G_lr3e-4_clip_n5_avgp", {**EXPERT, **G3C, "--n-step": "5", **AVG}, "shifted", S3, 100_000),
 ]
 
 

@@ -4,6 +4,7 @@ target, smoke runs and bad input."""
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -151,6 +152,11 @@ def test_smoke_two_envs_crossing_truncations_with_saved_model(run_script, tmp_pa
         "--capture-video",
     )  # fmt: skip
     assert result.stdout.count("episodic_return=") >= 4 and "final greedy evaluation (1 games)" in result.stdout
+    # each periodic evaluation's line tells a long run's speed and where its Q values stand
+    assert re.search(
+        r"global_step=80, greedy evaluation return -?[\d.]+ \(\d+ env steps/s since the last", result.stdout
+    )
+    assert "mean Q of demonstration / agent transitions" in result.stdout
     assert len(list(tmp_path.glob("videos/*/game0/*.mp4"))) == 1  # the one final game, filmed once
     (results_file,) = tmp_path.glob("runs/*/results.json")
     results = json.loads(results_file.read_text())
