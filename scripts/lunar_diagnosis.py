@@ -172,6 +172,8 @@ POINTS = [
     ("E2_G_lr3e-4_clip_n5_avgp", {**EXPERT2, **G3C, "--n-step": "5", **AVG}, "shifted", S5, 100_000),
     ("G_lr3e-4_clip_n5_avgp", {**G3C, "--n-step": "5", **AVG}, "shifted", S5, 100_000),
     ("E_G_lr3e-4_clip_n5_avgp", {**EXPERT, **G3C, "--n-step": "5", **AVG}, "shifted", S3, 100_000),
+    ("E2_G_lr3e-4_clip_n5_avgp", {**EXPERT2, **G3C, "--n-step": "5", **AVG}, "demo", S3, 100_000),
+    ("G_lr3e-4_clip_n5_avgp", {**G3C, "--n-step": "5", **AVG}, "demo", S3, 100_000),
 ]
 
 

@@ -58,7 +58,8 @@ def plot_band(ax, logs: list[Path], pattern: str, label: str, color: str) -> Non
     if not logs:
         return
     x, mean, stderr = mean_curve([read_curve(log, pattern) for log in logs])
-    ax.plot(x, mean, color=color, label=f"{label} ({len(logs)} seed{'s' if len(logs) > 1 else ''})")
+    marker = "o" if len(x) < 3 else None  # a curve of one or two points still shows
+    ax.plot(x, mean, color=color, marker=marker, label=f"{label} ({len(logs)} seed{'s' if len(logs) > 1 else ''})")
     ax.fill_between(x, mean - stderr, mean + stderr, color=color, alpha=0.2)
 
 
@@ -205,12 +206,13 @@ def atari_fig2(out_dir: Path, game: str = "PongNoFrameskip-v4") -> Path | None:
     if not list(folder.glob(f"*__{game}__*/log.txt")):
         return None
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for row, color in (("SQIL", "C0"), ("GAIL-DQL-B", "C3"), ("GAIL-DQL-U", "C2")):
+    for row, color in (("SQIL", "C0"), ("SQIL-alpha0.1", "C4"), ("GAIL-DQL-B", "C3"), ("GAIL-DQL-U", "C2")):
+        pattern = ATARI_SQIL_EVAL if row.startswith("SQIL") else ATARI_GAIL_EVAL
         logs = sorted(folder.glob(f"{row}__{game}__*/log.txt"))
-        logs = [log for log in logs if read_curve(log, ATARI_SQIL_EVAL if row == "SQIL" else ATARI_GAIL_EVAL)]
+        logs = [log for log in logs if read_curve(log, pattern)]
         unfinished = sum(not (log.parent / "results.json").exists() for log in logs)
         label = f"{row}, greedy" + (f"; {unfinished} run(s) unfinished" if unfinished else "")
-        plot_band(ax, logs, ATARI_SQIL_EVAL if row == "SQIL" else ATARI_GAIL_EVAL, label, color)
+        plot_band(ax, logs, pattern, label, color)
     bc = [json.loads(p.read_text())["final_deterministic_return"] for p in folder.glob(f"BC__{game}__*/results.json")]
     if bc:
         level(ax, float(np.mean(bc)), f"BC, final ({len(bc)} seed{'s' if len(bc) > 1 else ''}, no env steps)", "C1")
