@@ -697,9 +697,9 @@ if __name__ == "__main__":
                 writer.add_scalar("losses/loss", loss.item(), global_step)
                 writer.add_scalar("losses/bellman_demo", bellman_demo.item(), global_step)
                 writer.add_scalar("losses/bellman_samp", bellman_samp.item(), global_step)
-                writer.add_scalar("losses/q_demo", q_sa[:half].mean().item(), global_step)
-                writer.add_scalar("losses/q_samp", q_sa[half:].mean().item(), global_step)
                 q_means = (q_sa[:half].mean().item(), q_sa[half:].mean().item())
+                writer.add_scalar("losses/q_demo", q_means[0], global_step)
+                writer.add_scalar("losses/q_samp", q_means[1], global_step)
                 sps = int((global_step - start_step) / (time.time() - start_time))
                 writer.add_scalar("charts/SPS", sps, global_step)
 
