@@ -54,12 +54,13 @@ def final_value(log: Path, pattern: str) -> float:
     return float(re.findall(pattern, log.read_text())[-1])
 
 
-def plot_band(ax, logs: list[Path], pattern: str, label: str, color: str) -> None:
+def plot_band(ax, logs: list[Path], pattern: str, label: str, color: str, style: str = "-") -> None:
     if not logs:
         return
     x, mean, stderr = mean_curve([read_curve(log, pattern) for log in logs])
     marker = "o" if len(x) < 3 else None  # a curve of one or two points still shows
-    ax.plot(x, mean, color=color, marker=marker, label=f"{label} ({len(logs)} seed{'s' if len(logs) > 1 else ''})")
+    label = f"{label} ({len(logs)} seed{'s' if len(logs) > 1 else ''})"
+    ax.plot(x, mean, color=color, linestyle=style, marker=marker, label=label)
     ax.fill_between(x, mean - stderr, mean + stderr, color=color, alpha=0.2)
 
 
@@ -78,6 +79,7 @@ def level(ax, value: float, label: str, color: str, style: str = "--") -> None:
 # LunarLander (paper Figure 4): rbc_lunar.py rows of the lunar sweep (scripts/lunar_table.py).
 # ---------------------------------------------------------------------------------------------
 LUNAR_EVAL = r"step (\d+): env steps (\d+), eval greedy return [-\d.]+ success ([\d.]+)"
+LUNAR_ABLATIONS = ("SQIL-lambda_samp0", "SQIL-gamma0", "SQIL-piUnif")
 LUNAR_FINAL = r"final greedy evaluation \(\w+ start\): return [-\d.]+, success ([\d.]+)"
 
 
@@ -97,12 +99,14 @@ def lunar(
                 row: sorted(
                     p.parent / "log.txt" for p in folder.glob(f"{row}__{demo}__{start}__{steps}__*/results.json")
                 )
-                for row in ("SQIL", "RBC", "SQIL-paper-values", "GAIL-DQL-B", "GAIL-DQL-U", "BC")
+                for row in ("SQIL", "RBC", "SQIL-paper-values", "GAIL-DQL-B", "GAIL-DQL-U", "BC") + LUNAR_ABLATIONS
             }
             for row, color in (
                 ("SQIL", "C0"), ("RBC", "C2"), ("SQIL-paper-values", "C3"), ("GAIL-DQL-B", "C4"), ("GAIL-DQL-U", "C5")
             ):  # fmt: skip
                 plot_band(ax, finished[row], LUNAR_EVAL, row, color)
+            for row, color in zip(LUNAR_ABLATIONS, ("C6", "C7", "C8")):  # dashed: the paper's three ablations of SQIL
+                plot_band(ax, finished[row], LUNAR_EVAL, row, color, style="--")
             if bc := [final_value(log, LUNAR_FINAL) for log in finished["BC"]]:
                 level(ax, float(np.mean(bc)), f"BC, final ({len(bc)} seeds)", "C1")
             expert = RESULTS / "lunar_expert" / demo / "success.txt"  # the expert's own success from each start
