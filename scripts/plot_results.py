@@ -205,27 +205,65 @@ ATARI_SQIL_EVAL = r"global_step=(\d+), greedy evaluation return ([-\d.]+)"
 # ---------------------------------------------------------------------------------------------
 # Atari (paper Figure 2): the rows of the atari sweep (scripts/atari_table.py) on the trained experts' demos.
 # ---------------------------------------------------------------------------------------------
+def training_games(log: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(env step, score) of every training game a sqil_dqn_atari.py log printed. Games that a stopped run
+    played after its last checkpoint are dropped at the `resumed ... at env step N` line: the resumed
+    run played those steps again."""
+    games = []
+    for line in log.read_text().splitlines():
+        if resumed := re.search(r"resumed .* at env step (\d+)", line):
+            games = [game for game in games if game[0] <= int(resumed.group(1))]
+        elif game := re.search(r"global_step=(\d+), episodic_return=(-?[\d.]+)", line):
+            games.append((int(game.group(1)), float(game.group(2))))
+    steps, scores = np.array(games, dtype=float).reshape(-1, 2).T
+    return steps, scores
+
+
+def plot_training_games(ax, logs: list[Path], label: str, color: str, window: int = 50) -> None:
+    """The mean over seeds of each run's rolling mean of its last `window` training games (the paper's
+    Figure 2 smooths over 100), on a grid of env steps that every seed reached."""
+    rolling = []
+    for log in logs:
+        steps, scores = training_games(log)
+        if len(scores) >= window:
+            rolling.append((steps[window - 1 :], np.convolve(scores, np.ones(window) / window, mode="valid")))
+    if not rolling:
+        return
+    grid = np.arange(max(s[0] for s, _ in rolling), min(s[-1] for s, _ in rolling) + 1, 5_000)
+    values = np.array([np.interp(grid, steps, mean) for steps, mean in rolling])
+    stderr = values.std(axis=0, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.zeros(len(grid))
+    ax.plot(grid, values.mean(axis=0), color=color, label=f"{label} ({len(values)} seed{'s' * (len(values) > 1)})")
+    ax.fill_between(grid, values.mean(axis=0) - stderr, values.mean(axis=0) + stderr, color=color, alpha=0.2)
+
+
 def atari_fig2(out_dir: Path, game: str = "PongNoFrameskip-v4") -> Path | None:
     folder = RESULTS / "atari_fig2"
     if not list(folder.glob(f"*__{game}__*/log.txt")):
         return None
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, (greedy, training) = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for row, color in (("SQIL", "C0"), ("SQIL-alpha0.1", "C4"), ("GAIL-DQL-B", "C3"), ("GAIL-DQL-U", "C2")):
         pattern = ATARI_SQIL_EVAL if row.startswith("SQIL") else ATARI_GAIL_EVAL
         logs = sorted(folder.glob(f"{row}__{game}__*/log.txt"))
         logs = [log for log in logs if read_curve(log, pattern)]
         unfinished = sum(not (log.parent / "results.json").exists() for log in logs)
-        label = f"{row}, greedy" + (f"; {unfinished} run(s) unfinished" if unfinished else "")
-        plot_band(ax, logs, pattern, label, color)
+        label = row + (f"; {unfinished} run(s) unfinished" if unfinished else "")
+        plot_band(greedy, logs, pattern, label, color)
+        if row.startswith("SQIL"):  # gail_dqn.py logs its training games to TensorBoard only
+            plot_training_games(training, logs, label, color)
     bc = [json.loads(p.read_text())["final_deterministic_return"] for p in folder.glob(f"BC__{game}__*/results.json")]
-    if bc:
-        level(ax, float(np.mean(bc)), f"BC, final ({len(bc)} seed{'s' if len(bc) > 1 else ''}, no env steps)", "C1")
     with np.load(ROOT / "demos" / f"{game}.npz") as demos:
-        level(ax, float(np.mean(demos["episode_returns"])), "expert (its recorded games)", "k", ":")
-    ax.set_title(f"{game.removesuffix('NoFrameskip-v4')} (trained expert's 20 games)")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("game score (greedy, 10 games)")
-    ax.legend(fontsize=8, loc="center right")
+        expert = float(np.mean(demos["episode_returns"]))
+    for ax in (greedy, training):
+        if bc:
+            seeds = f"{len(bc)} seed{'s' if len(bc) > 1 else ''}"
+            level(ax, float(np.mean(bc)), f"BC, final greedy ({seeds}, no env steps)", "C1")
+        level(ax, expert, "expert (its recorded games)", "k", ":")
+        ax.set_xlabel("environment steps")
+        ax.legend(fontsize=8, loc="center right")
+    name = game.removesuffix("NoFrameskip-v4")
+    greedy.set_title(f"{name}: greedy evaluations, 10 games each")
+    greedy.set_ylabel("game score")
+    training.set_title(f"{name}: training games (Boltzmann), rolling mean of 50")
     return save(fig, out_dir / f"atari_{game.removesuffix('NoFrameskip-v4').lower()}.png")
 
 

@@ -48,6 +48,25 @@ def test_plot_script_redraws_every_figure_from_the_logs(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_training_games_drop_what_a_stopped_run_played_after_its_checkpoint(tmp_path):
+    """A run stopped at env step 260 after its checkpoint at 200 logged a game at 250 that the resumed
+    run played again: the curve keeps the resumed run's game, never both."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from plot_results import training_games
+
+    log = tmp_path / "log.txt"
+    log.write_text(
+        "global_step=120, episodic_return=-21\n"
+        "env step 200: checkpoint saved to checkpoints/x.pt\n"
+        "global_step=250, episodic_return=-20\n"
+        "resumed x at env step 200 from checkpoints/x.pt\n"
+        "global_step=240, episodic_return=-5\n"
+        "global_step=300, episodic_return=21\n"
+    )
+    steps, scores = training_games(log)
+    assert steps.tolist() == [120, 240, 300] and scores.tolist() == [-21, -5, 21]
+
+
 def test_help_shows_the_defaults_that_depend_on_the_environment(run_script):
     """Flags whose default depends on --env-id show their values per environment in --help, not None."""
     gail = run_script("gail_dqn.py", "--help").stdout
