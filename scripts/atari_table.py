@@ -8,7 +8,8 @@ demonstrations of the game's trained expert (demos/<game>.npz), logged to
 `results/atari_fig2/<row>__<game>__<seed>/`. The learners that interact save a checkpoint every 50,000 env
 steps (SQIL) or 12,500 gradient steps (GAIL-DQL) without their replay buffer, so a sweep stopped in the
 middle continues them with --resume; the resumed run refills its buffer first (docs/atari.md,
-"Long runs"). The learners that interact follow the authors' Atari code where this project has the
+"Long runs"). `--checkpoint-buffer` keeps SQIL's buffer in its checkpoints instead (7.1 KB per
+transition, beside the log and too big to commit), so that a resumed run goes on with it. The learners that interact follow the authors' Atari code where this project has the
 flag: one update per 4 env steps, batches of 32 demonstration + 32 agent transitions, the target
 network copied every 10,000 updates, learning rate 1e-4. GAIL-DQL takes one whole game every 250
 gradient steps, about 4 env steps per update for games of about 1,000 steps; its budget is in
@@ -55,6 +56,8 @@ def runs(args: argparse.Namespace) -> list[Run]:
             for row in args.rows:
                 script, flags, resumable, _ = ROWS[row]
                 flags = [*flags, "--env-id", game, "--demo-path", str(ROOT / "demos" / f"{game}.npz")]
+                if args.checkpoint_buffer:
+                    flags = [flag for flag in flags if flag != "--no-checkpoint-buffer"]
                 found.append(Run(run_name(row, game, seed), script, (*flags, "--seed", str(seed)), resumable))
     return found
 
@@ -106,3 +109,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--games", nargs="+", default=["PongNoFrameskip-v4"], choices=GAMES)
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument(
+        "--checkpoint-buffer",
+        action="store_true",
+        help="keep SQIL's agent buffer in its checkpoints (7.1 KB per transition, beside the log, not committed), "
+        "so a resumed run goes on with its buffer instead of refilling it",
+    )
