@@ -221,7 +221,7 @@ def training_games(log: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_training_games(ax, logs: list[Path], label: str, color: str, window: int = 50) -> None:
     """The mean over seeds of each run's rolling mean of its last `window` training games (the paper's
-    Figure 2 smooths over 100), on a grid of env steps that every seed reached."""
+    Figure 2 smooths over 100), on a grid of env steps that every seed reached, and each seed's own line."""
     rolling = []
     for log in logs:
         steps, scores = training_games(log)
@@ -229,6 +229,8 @@ def plot_training_games(ax, logs: list[Path], label: str, color: str, window: in
             rolling.append((steps[window - 1 :], np.convolve(scores, np.ones(window) / window, mode="valid")))
     if not rolling:
         return
+    for steps, mean in rolling:  # each seed thin, so a seed that ran further still shows past the common range
+        ax.plot(steps, mean, color=color, linewidth=0.6, alpha=0.5)
     grid = np.arange(max(s[0] for s, _ in rolling), min(s[-1] for s, _ in rolling) + 1, 5_000)
     values = np.array([np.interp(grid, steps, mean) for steps, mean in rolling])
     stderr = values.std(axis=0, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.zeros(len(grid))
@@ -248,6 +250,9 @@ def atari_fig2(out_dir: Path, game: str = "PongNoFrameskip-v4") -> Path | None:
         unfinished = sum(not (log.parent / "results.json").exists() for log in logs)
         label = row + (f"; {unfinished} run(s) unfinished" if unfinished else "")
         plot_band(greedy, logs, pattern, label, color)
+        for log in logs if len(logs) > 1 else []:  # each seed thin, as in the training games
+            x, value = np.array(sorted(read_curve(log, pattern).values())).T
+            greedy.plot(x, value, color=color, linewidth=0.6, alpha=0.5)
         if row.startswith("SQIL"):  # gail_dqn.py logs its training games to TensorBoard only
             plot_training_games(training, logs, label, color)
     bc = [json.loads(p.read_text())["final_deterministic_return"] for p in folder.glob(f"BC__{game}__*/results.json")]
