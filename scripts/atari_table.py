@@ -9,9 +9,10 @@ demonstrations of the game's trained expert (demos/<game>.npz), logged to
 steps (SQIL) or 12,500 gradient steps (GAIL-DQL) without their replay buffer, so a sweep stopped in the
 middle continues them with --resume; the resumed run refills its buffer first (docs/atari.md,
 "Long runs"). `--checkpoint-buffer` keeps SQIL's buffer in its checkpoints instead (7.1 KB per
-transition, beside the log and too big to commit), so that a resumed run goes on with it. The learners that interact follow the authors' Atari code where this project has the
-flag: one update per 4 env steps, batches of 32 demonstration + 32 agent transitions, the target
-network copied every 10,000 updates, learning rate 1e-4. GAIL-DQL takes one whole game every 250
+transition, beside the log and too big to commit), so that a resumed run goes on with it. The
+learners that interact follow the authors' Atari code where this project has the flag: one update
+per 4 env steps, batches of 32 demonstration + 32 agent transitions, the target network copied every
+10,000 updates, learning rate 1e-4. GAIL-DQL takes one whole game every 250
 gradient steps, about 4 env steps per update for games of about 1,000 steps; its budget is in
 gradient steps (250,000), so its env steps are what its games last (the table prints them).
 """
