@@ -215,7 +215,7 @@ def scalars(run_dir: Path) -> dict:
 RESUME = [
     "--num-envs", "2", "--learning-starts", "40", "--max-episode-steps", "30", "--eval-frequency", "70",
     "--eval-episodes", "1", "--eval-max-episode-steps", "40", "--num-demos", "2", "--buffer-size", "100",
-    "--target-network-frequency", "25", "--batch-size", "8", "--checkpoint-frequency", "100",
+    "--target-network-frequency", "25", "--batch-size", "8", "--checkpoint-frequency", "100", "--train-frequency", "1",
 ]  # fmt: skip
 
 
