@@ -96,7 +96,7 @@ class Args:
     lambda_samp: float = 1.0
     """weight of the Bellman error on agent transitions (paper: 1 for Atari)"""
     alpha: float = 0.1
-    """temperature of the Boltzmann policy and the soft value (paper: 1, which did not learn Pong: docs/atari.md)"""
+    """temperature of the Boltzmann policy and the soft value (paper: 1, which did not learn Pong here: docs/atari.md)"""
     max_grad_norm: float = 10.0
     """the maximum norm of the gradient (clipping)"""
     max_episode_steps: int | None = None
