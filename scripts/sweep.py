@@ -10,7 +10,8 @@ A sweep is a list of runs, each a script at the repository root, its flags and t
 sweep's results folder) that keeps its `log.txt` and `results.json`. A run whose folder holds
 `results.json` is done and skipped, so a sweep fills in across sessions and machines: start it again
 and it runs what is missing. A run of a script that saves checkpoints (`Run(resumable=True)`) and was
-stopped continues from its last one with `--resume`.
+stopped continues from its last one with `--resume`; any other run that stopped starts afresh, and the
+log of its earlier attempt is kept as `log.1.txt` (`log.2.txt`, ...).
 
 The sweeps of this repository's tables are the files named in SWEEPS. Each defines `RESULTS` (its
 default results folder), `add_arguments(parser)` (its filters: rows, seeds, steps, ...), `runs(args)`
@@ -66,7 +67,11 @@ def run_one(run: Run, results: Path, threads: int = 1) -> str:
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = sorted((out / "checkpoints").glob("*.pt"), key=os.path.getmtime) if run.resumable else []
     flags = [*run.flags, "--resume", str(checkpoints[-1])] if checkpoints else list(run.flags)
-    with open(out / "log.txt", "a" if checkpoints else "w") as log:  # a resumed run's log goes on
+    if (out / "log.txt").exists() and not checkpoints:  # an earlier attempt that cannot go on: keep its log
+        earlier = next(out / f"log.{n}.txt" for n in range(1, 10_000) if not (out / f"log.{n}.txt").exists())
+        (out / "log.txt").rename(earlier)
+        print(f"{run.name}: starting afresh; the earlier attempt's log is kept as {earlier.name}", flush=True)
+    with open(out / "log.txt", "a") as log:  # a resumed run's log goes on
         log.write(f"# python {' '.join([run.script, *flags])}  (started {time.ctime()}, {threads} thread(s))\n")
         log.flush()
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}  # one core per run: runs go side by side

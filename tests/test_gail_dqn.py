@@ -2,6 +2,7 @@
 treatment, and smoke runs of both reward variants."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -249,3 +250,6 @@ def test_image_smoke_crosses_episode_ends(run_script, tmp_path, flags):
     assert "1 episodes" in result.stdout and "final boltzmann evaluation (1 episodes" in result.stdout
     results = json.loads(next(tmp_path.glob("runs/*/results.json")).read_text())
     assert results["training_episodes"] == 2 and results["args"]["max_grad_norm"] == 10.0
+    # each training game is a line of the log, where a redirected run shows no progress bar
+    games = re.findall(r"gradient step (\d+): env steps (\d+), episodic_return=-?\d+", result.stdout)
+    assert [int(step) for step, _ in games] == [0, 4] and int(games[1][1]) == results["env_steps"]

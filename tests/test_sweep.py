@@ -134,6 +134,9 @@ def test_a_stopped_run_resumes_from_its_checkpoint_and_a_failed_run_is_named(tmp
     log = (tmp_path / "results" / "resumable" / "log.txt").read_text()
     assert "checkpoint saved; killed" in log and "--resume" in log  # the resumed run's log goes on
     assert second.returncode == 1 and "broken stopped with exit status 3" in second.stderr
+    # the broken run, which left no checkpoint, started afresh; its first attempt's log is kept, not overwritten
+    assert "broken: starting afresh; the earlier attempt's log is kept as log.1.txt" in second.stdout
+    assert (tmp_path / "results" / "broken" / "log.1.txt").read_text().startswith("# python ")
 
 
 def test_an_unknown_sweep_is_one_sentence(tmp_path):
