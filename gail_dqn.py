@@ -613,7 +613,8 @@ class EpisodeFrameBuffer:
 
     def observation(self, rows: torch.Tensor) -> torch.Tensor:
         """The stacked frames of the given rows, and the absorbing plane when the buffer has one."""
-        stacks = self.frames[self.obs_rows[rows]]
+        # index_select copies whole frames, many times faster on a CPU than frames[obs_rows[rows]] (docs/benchmarks.md)
+        stacks = self.frames.index_select(0, self.obs_rows[rows].flatten()).view(len(rows), -1, *self.frames.shape[1:])
         if not self.absorbing:
             return stacks
         plane = (self.is_absorbing[rows].to(torch.uint8) * 255)[:, None, None, None].expand(-1, 1, *stacks.shape[2:])

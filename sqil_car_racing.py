@@ -316,15 +316,14 @@ class EpisodeFrameBuffer:
     def __len__(self) -> int:
         return len(self.valid_rows)
 
+    def stacks(self, rows: torch.Tensor) -> torch.Tensor:
+        # index_select copies whole frames, many times faster on a CPU than frames[obs_rows[rows]] (docs/benchmarks.md)
+        return self.frames.index_select(0, self.obs_rows[rows].flatten()).view(len(rows), -1, *self.frames.shape[1:])
+
     def sample(self, n: int):
         rows = self.valid_rows[torch.randint(0, len(self.valid_rows), (n,), device=self.device)]
         # s' of the transition at row r is the stack at row r + 1: the same episode's next frame
-        return (
-            self.frames[self.obs_rows[rows]],
-            self.actions[rows],
-            self.frames[self.obs_rows[rows + 1]],
-            self.terminated[rows],
-        )
+        return self.stacks(rows), self.actions[rows], self.stacks(rows + 1), self.terminated[rows]
 
 
 def balanced_batch(demo_buffer: EpisodeFrameBuffer, agent_buffer: EpisodeFrameBuffer, batch_size: int):

@@ -74,8 +74,7 @@ def test_frame_buffer_rebuilds_the_environment_stacks_across_episodes_and_evicti
         stacks, actions, truncated = recorded[episode]
         for t in range(len(actions)):
             row = start + t
-            np.testing.assert_array_equal(buffer.frames[buffer.obs_rows[row]].numpy(), stacks[t])
-            np.testing.assert_array_equal(buffer.frames[buffer.obs_rows[row + 1]].numpy(), stacks[t + 1])
+            np.testing.assert_array_equal(buffer.stacks(torch.tensor([row, row + 1])).numpy(), stacks[t : t + 2])
             assert buffer.actions[row] == actions[t] and not buffer.terminated[row]  # truncated: bootstraps
         assert truncated
     obs, actions, next_obs, terminated = buffer.sample(500)
