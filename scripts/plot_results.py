@@ -206,16 +206,20 @@ ATARI_SQIL_EVAL = r"global_step=(\d+), greedy evaluation return ([-\d.]+)"
 # Atari (paper Figure 2): the rows of the atari sweep (scripts/atari_table.py) on the trained experts' demos.
 # ---------------------------------------------------------------------------------------------
 def training_games(log: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(env step, score) of every training game a sqil_dqn_atari.py log printed. Games that a stopped run
-    played after its last checkpoint are dropped at the `resumed ... at env step N` line: the resumed
-    run played those steps again."""
-    games = []
+    """(env steps at its end, score) of every training game a sqil_dqn_atari.py or gail_dqn.py log printed.
+    Games that a stopped run played after its last checkpoint are dropped at the `resumed ... at env step N`
+    (`... at gradient step N`) line: the resumed run played those steps again."""
+    games = []  # (env steps, score, gradient step of gail_dqn.py's games)
     for line in log.read_text().splitlines():
         if resumed := re.search(r"resumed .* at env step (\d+)", line):
             games = [game for game in games if game[0] <= int(resumed.group(1))]
+        elif resumed := re.search(r"resumed .* at gradient step (\d+)", line):
+            games = [game for game in games if game[2] < int(resumed.group(1))]
         elif game := re.search(r"global_step=(\d+), episodic_return=(-?[\d.]+)", line):
-            games.append((int(game.group(1)), float(game.group(2))))
-    steps, scores = np.array(games, dtype=float).reshape(-1, 2).T
+            games.append((int(game.group(1)), float(game.group(2)), None))
+        elif game := re.search(r"gradient step (\d+): env steps (\d+), episodic_return=(-?[\d.]+)", line):
+            games.append((int(game.group(2)), float(game.group(3)), int(game.group(1))))
+    steps, scores = np.array([game[:2] for game in games], dtype=float).reshape(-1, 2).T
     return steps, scores
 
 
@@ -246,15 +250,14 @@ def atari_fig2(out_dir: Path, game: str = "PongNoFrameskip-v4") -> Path | None:
     for row, color in (("SQIL", "C0"), ("SQIL-alpha0.1", "C4"), ("GAIL-DQL-B", "C3"), ("GAIL-DQL-U", "C2")):
         pattern = ATARI_SQIL_EVAL if row.startswith("SQIL") else ATARI_GAIL_EVAL
         logs = sorted(folder.glob(f"{row}__{game}__*/log.txt"))
-        logs = [log for log in logs if read_curve(log, pattern)]
         unfinished = sum(not (log.parent / "results.json").exists() for log in logs)
         label = row + (f"; {unfinished} run(s) unfinished" if unfinished else "")
-        plot_band(greedy, logs, pattern, label, color)
-        for log in logs if len(logs) > 1 else []:  # each seed thin, as in the training games
+        evaluated = [log for log in logs if read_curve(log, pattern)]
+        plot_band(greedy, evaluated, pattern, label, color)
+        for log in evaluated if len(evaluated) > 1 else []:  # each seed thin, as in the training games
             x, value = np.array(sorted(read_curve(log, pattern).values())).T
             greedy.plot(x, value, color=color, linewidth=0.6, alpha=0.5)
-        if row.startswith("SQIL"):  # gail_dqn.py logs its training games to TensorBoard only
-            plot_training_games(training, logs, label, color)
+        plot_training_games(training, logs, label, color)
     bc = [json.loads(p.read_text())["final_deterministic_return"] for p in folder.glob(f"BC__{game}__*/results.json")]
     with np.load(ROOT / "demos" / f"{game}.npz") as demos:
         expert = float(np.mean(demos["episode_returns"]))

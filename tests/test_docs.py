@@ -65,6 +65,15 @@ def test_training_games_drop_what_a_stopped_run_played_after_its_checkpoint(tmp_
     )
     steps, scores = training_games(log)
     assert steps.tolist() == [120, 240, 300] and scores.tolist() == [-21, -5, 21]
+    # gail_dqn.py: a game at every k = 250 gradient steps; checkpoint at 500, stopped after its game at 500
+    log.write_text(
+        "gradient step 250: env steps 900, episodic_return=-21\n"
+        "gradient step 500: env steps 1800, episodic_return=-20\n"
+        "resumed x at gradient step 500 from checkpoints/x.pt\n"
+        "gradient step 500: env steps 1790, episodic_return=-19\n"
+    )
+    steps, scores = training_games(log)
+    assert steps.tolist() == [900, 1790] and scores.tolist() == [-21, -19]
 
 
 def test_help_shows_the_defaults_that_depend_on_the_environment(run_script):
