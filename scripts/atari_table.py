@@ -72,6 +72,12 @@ def periodic(log: str) -> list[tuple[int, float]]:
     return [(int(steps), float(score)) for steps, score in sqil + gail]
 
 
+def logged_env_steps(log: str) -> int:
+    """The furthest env step named in a run's log, by its training games and evaluations."""
+    found = re.findall(r"global_step=(\d+)|env steps (\d+)", log)
+    return max((int(sqil or gail) for sqil, gail in found), default=0)
+
+
 def cell(values: list[float]) -> str:
     if not values:
         return "-"
@@ -96,7 +102,7 @@ def report(args: argparse.Namespace) -> None:
                     finals.append(float(np.mean(result[key])))
                     env_steps.append(result.get("env_steps"))
                 elif log:
-                    going.append(f"seed {seed} at {periodic(log)[-1][0] if periodic(log) else 0} env steps")
+                    going.append(f"seed {seed} logged to {logged_env_steps(log):,} env steps")
                 if periodic(log):
                     bests.append(max(score for _, score in periodic(log)))
             steps = "-" if not env_steps or None in env_steps else f"{int(np.mean(env_steps)):,}"
