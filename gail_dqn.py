@@ -887,10 +887,10 @@ if __name__ == "__main__":
             training_successes.append(success)
             writer.add_scalar("charts/episodic_return", episodic_return, step)
             writer.add_scalar("charts/episodic_length", length, step)
-            if family != "lunar":  # an image game lasts minutes here: one line each, as sqil_dqn_atari.py
-                tqdm.write(f"gradient step {step}: env steps {env_steps}, episodic_return={episodic_return:.0f}")
             if family == "lunar":
                 writer.add_scalar("charts/success", success, step)
+            else:  # an image game lasts minutes here: one line each, as sqil_dqn_atari.py
+                tqdm.write(f"gradient step {step}: env steps {env_steps}, episodic_return={episodic_return:.0f}")
             writer.add_scalar("charts/env_steps", env_steps, step)
 
         # The discriminator: demonstration pairs against the agent's pairs, half a batch of each.
