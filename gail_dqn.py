@@ -149,6 +149,10 @@ class Args:
     checkpoint_frequency: int = 0
     """gradient steps between checkpoints in `checkpoints/` (networks, optimisers, both buffers' contents, counters,
     RNG states); 0: none. A run that stops resumes from its last one with --resume"""
+    checkpoint_buffer: bool = True
+    """keep the agent buffer in checkpoints (Atari: 7.1 KB per frame); without it a checkpoint is the networks,
+    optimisers, counters and RNG states (about 50 MB on Atari), and a resumed run starts its buffer afresh with
+    one game of its policy, as a new run does. With --resume, --no-checkpoint-buffer also leaves out a kept buffer"""
     resume: str | None = None
     """continue the run saved in this checkpoint exactly where it stopped"""
 
@@ -158,7 +162,7 @@ class Args:
 RESUMABLE = {
     "exp_name", "torch_deterministic", "cuda", "track", "wandb_project_name", "wandb_entity", "capture_video",
     "save_model", "demo_path", "demo_cache", "total_gradient_steps", "eval_frequency", "eval_episodes",
-    "final_eval_episodes", "eval_max_episode_steps", "checkpoint_frequency", "resume",
+    "final_eval_episodes", "eval_max_episode_steps", "checkpoint_frequency", "checkpoint_buffer", "resume",
 }  # fmt: skip
 
 
@@ -832,10 +836,16 @@ if __name__ == "__main__":
         "q_optimizer": q_optimizer,
         "discriminator_optimizer": discriminator_optimizer,
     }
+    refill = False  # a resumed run without its agent buffer plays a game before its first gradient step
     if checkpoint:
         for key, module in modules.items():
             module.load_state_dict(checkpoint[key])
-        load_buffer_state(agent_buffer, checkpoint["agent_buffer"])
+        if checkpoint["agent_buffer"] is not None and args.checkpoint_buffer:
+            load_buffer_state(agent_buffer, checkpoint["agent_buffer"])
+        else:
+            refill = True
+            held = " holds no agent buffer" if checkpoint["agent_buffer"] is None else "'s agent buffer is left out"
+            print(f"the checkpoint{held}: the buffer starts afresh with one game of the policy")
         restore_env_rng_states(env, checkpoint["env_rng"])
         start_step, env_steps, training_successes = checkpoint["step"], checkpoint["env_steps"], checkpoint["successes"]
         random.setstate(checkpoint["python_rng"])
@@ -857,7 +867,7 @@ if __name__ == "__main__":
             step=step,
             env_steps=env_steps,
             successes=training_successes,
-            agent_buffer=buffer_state(agent_buffer),
+            agent_buffer=buffer_state(agent_buffer) if args.checkpoint_buffer else None,
             env_rng=env_rng_states(env),
             python_rng=random.getstate(),
             numpy_rng=np.random.get_state(),
@@ -876,7 +886,8 @@ if __name__ == "__main__":
     )
     for step in progress:
         # As SQIL's Algorithm 1: every k gradient steps, one rollout of the Boltzmann policy.
-        if step % args.k == 0:
+        if step % args.k == 0 or refill:
+            refill = False
             rollout, episodic_return, length, success = run_episode(env, q_network, "boltzmann", args.alpha, device)
             if family == "lunar":
                 transitions = (rollout["obs"], rollout["actions"], rollout["next_obs"], rollout["terminated"])

@@ -113,7 +113,8 @@ class Args:
     states, the agent buffer); 0: none. A run that stops resumes from its last one with --resume"""
     checkpoint_buffer: bool = True
     """keep the agent buffer in checkpoints (its frames in a file beside it, 7.1 KB per transition); without it
-    a checkpoint is a few MB and a resumed run refills the buffer with `learning_starts` steps before updating"""
+    a checkpoint is a few MB and a resumed run refills the buffer with `learning_starts` steps before updating.
+    With --resume, --no-checkpoint-buffer also leaves out a buffer the checkpoint kept (its frames file gone)"""
     resume: str | None = None
     """continue the run saved in this checkpoint exactly where it stopped, its games included"""
 
@@ -601,17 +602,21 @@ if __name__ == "__main__":
         for key, module in modules.items():
             module.load_state_dict(checkpoint[key])
         global_step, gradient_steps = checkpoint["global_step"], checkpoint["gradient_steps"]
-        if checkpoint["agent_buffer"] is not None:
+        if checkpoint["agent_buffer"] is not None and args.checkpoint_buffer:
             agent_buffer.load_state_dict(checkpoint["agent_buffer"])
             frames = Path(args.resume).with_name(checkpoint["frames"])
             if not frames.is_file():
-                fail(f"{args.resume} keeps its agent buffer's frames in {frames}, which does not exist.")
+                fail(
+                    f"{args.resume} keeps its agent buffer's frames in {frames}, which does not exist "
+                    "(--no-checkpoint-buffer resumes with a refilled buffer instead)."
+                )
             agent_buffer.load_frames(str(frames))
         else:
             # The first stored stack after the resume repeats its newest frame, as at an episode's start.
             agent_buffer.start_episodes(np.arange(args.num_envs), obs[:, -1])
             updates_from = (global_step + args.learning_starts, gradient_steps)
-            print(f"the checkpoint holds no agent buffer: {args.learning_starts} env steps refill it before updates")
+            held = " holds no agent buffer" if checkpoint["agent_buffer"] is None else "'s agent buffer is left out"
+            print(f"the checkpoint{held}: {args.learning_starts} env steps refill it before updates")
         random.setstate(checkpoint["python_rng"])
         np.random.set_state(checkpoint["numpy_rng"])
         torch.set_rng_state(checkpoint["torch_rng"])

@@ -150,6 +150,27 @@ def test_a_stopped_and_resumed_run_is_the_run_that_did_not_stop(run_script, tmp_
         assert results[0][key] == results[1][key]
 
 
+def test_a_checkpoint_without_the_agent_buffer_resumes_with_one_fresh_game(run_script, tmp_path):
+    flags = [*TINY, "--num-demos", "10", "--max-episode-steps", "60", "--final-eval-episodes", "1"]
+    # Stopped at 150 (games at 0 and 100), then games at 150 (the refill), 200 and 300.
+    run_script("gail_dqn.py", *flags, "--total-gradient-steps", "150", "--checkpoint-frequency", "150",
+               "--no-checkpoint-buffer", "--exp-name", "bare")  # fmt: skip
+    run_script("gail_dqn.py", *flags, "--total-gradient-steps", "150", "--checkpoint-frequency", "150",
+               "--exp-name", "kept")  # fmt: skip
+    (bare,), (kept,) = tmp_path.glob("checkpoints/*bare*.pt"), tmp_path.glob("checkpoints/*kept*.pt")
+    assert torch.load(bare, weights_only=False)["agent_buffer"] is None
+    assert torch.load(kept, weights_only=False)["agent_buffer"] is not None
+    outputs = [
+        run_script("gail_dqn.py", *flags, "--resume", str(bare)).stdout,
+        run_script("gail_dqn.py", *flags, "--resume", str(kept), "--no-checkpoint-buffer").stdout,
+    ]
+    assert "the checkpoint holds no agent buffer: the buffer starts afresh" in outputs[0]
+    assert "the checkpoint's agent buffer is left out: the buffer starts afresh" in outputs[1]
+    results = [json.loads(next(tmp_path.glob(f"runs/*{name}*/results.json")).read_text()) for name in ("bare", "kept")]
+    assert results[0]["training_episodes"] == results[1]["training_episodes"] == 5
+    assert results[0]["final_greedy_return"] == results[1]["final_greedy_return"]
+
+
 def test_bad_resumes_give_one_sentence(run_script, tmp_path):
     run_script("gail_dqn.py", *TINY, "--num-demos", "10", "--max-episode-steps", "60", "--checkpoint-frequency", "400")
     (checkpoint,) = tmp_path.glob("checkpoints/*.pt")

@@ -274,3 +274,11 @@ def test_a_checkpoint_without_the_buffer_refills_it_and_bad_resumes_give_one_sen
     ]:
         result = run_script("sqil_dqn_atari.py", *RESUME, "--total-timesteps", "200", "--resume", *flags, check=False)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    # ... unless asked to leave that buffer out: then the run goes on as one whose checkpoint never held it.
+    result = run_script(
+        "sqil_dqn_atari.py", *RESUME, "--total-timesteps", "200", "--resume", str(framed), "--no-checkpoint-buffer"
+    )
+    assert "the checkpoint's agent buffer is left out: 40 env steps refill it before updates" in result.stdout
+    ends = [torch.load(path, weights_only=False) for path in (checkpoint, framed)]
+    assert ends[0]["global_step"] == ends[1]["global_step"] == 200
+    assert all(torch.equal(tensor, ends[1]["q_network"][name]) for name, tensor in ends[0]["q_network"].items())
