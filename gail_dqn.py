@@ -151,7 +151,7 @@ class Args:
     RNG states); 0: none. A run that stops resumes from its last one with --resume"""
     checkpoint_buffer: bool = True
     """keep the agent buffer in checkpoints (Atari: 7.1 KB per frame); without it a checkpoint is the networks,
-    optimisers, counters and RNG states (about 50 MB on Atari), and a resumed run starts its buffer afresh with
+    optimisers, counters and RNG states (47 MB on Atari), and a resumed run starts its buffer afresh with
     one game of its policy, as a new run does. With --resume, --no-checkpoint-buffer also leaves out a kept buffer"""
     resume: str | None = None
     """continue the run saved in this checkpoint exactly where it stopped"""

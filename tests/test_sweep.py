@@ -197,15 +197,15 @@ def test_the_lunar_report_pairs_each_averaged_run_with_its_own_network(tmp_path,
     assert "GAIL" not in out
 
 
-def test_the_atari_sweep_keeps_sqils_buffer_in_its_checkpoints_only_when_asked():
-    """By default SQIL's checkpoints leave the agent buffer out (committable); --checkpoint-buffer keeps it, and
-    changes no other flag."""
+def test_the_atari_sweep_keeps_the_agent_buffers_in_its_checkpoints_only_when_asked():
+    """By default SQIL's and GAIL-DQL's checkpoints leave the agent buffer out (committable); --checkpoint-buffer
+    keeps it, and changes no other flag."""
     module, args = default_args("atari")
-    args.rows, args.seeds = ["SQIL-alpha0.1", "BC"], [2]
+    args.rows, args.seeds = ["SQIL-alpha0.1", "GAIL-DQL-B", "BC"], [2]
     default = {run.name: run.flags for run in module.runs(args)}
     args.checkpoint_buffer = True
     kept = {run.name: run.flags for run in module.runs(args)}
-    sqil = "SQIL-alpha0.1__PongNoFrameskip-v4__2"
-    assert "--no-checkpoint-buffer" in default[sqil] and "--no-checkpoint-buffer" not in kept[sqil]
-    assert [flag for flag in default[sqil] if flag != "--no-checkpoint-buffer"] == list(kept[sqil])
+    for learner in ("SQIL-alpha0.1__PongNoFrameskip-v4__2", "GAIL-DQL-B__PongNoFrameskip-v4__2"):
+        assert "--no-checkpoint-buffer" in default[learner] and "--no-checkpoint-buffer" not in kept[learner]
+        assert [flag for flag in default[learner] if flag != "--no-checkpoint-buffer"] == list(kept[learner])
     assert default["BC__PongNoFrameskip-v4__2"] == kept["BC__PongNoFrameskip-v4__2"]
