@@ -1,0 +1,129 @@
+"""Why do Pong's imitation learners lose every point once they have lost one? A diagnostic probe.
+
+Every one of the 20 demonstrated Pong games was won 21-0, so the opponent's score on the screen reads 0
+in every demonstrated frame. Greedy BC and SQIL games are all or nothing (21-0 or about 0-21), with and
+without sticky actions (docs/atari.md, "Sticky actions"). Two explanations predict that:
+
+- H1, the score display: after the first point lost the opponent's digit reads 1, a picture no
+  demonstration shows, and the network's output changes with it.
+- H2, the play itself: the states after a lost point (the serve that follows it, the ball's new paths)
+  are ones no demonstration shows.
+
+The probe plays each model twice on the games of `atari_sticky_eval.py` (its protocol: the same
+preprocessing, seeds 3,000,000 + i, 4,500-step cap, greedy actions, p = 0 and p = 0.25): once as it is,
+and once with the opponent's score held at its picture at the reset (the left half of the band above the
+top wall, rows 0-8 and columns 0-41 of the 84x84 frame, where neither ball nor paddle ever goes). If H1
+holds, holding the score changes what the learners do after a lost point; if only H2 holds, it changes
+little. This is a diagnostic of what the networks look at, not an evaluation: no learner's reported score
+comes from the held condition. Each game's points are recorded in order ('+' won, '-' lost), and the
+share of points won after the first lost one measures recovery inside a game.
+
+    python scripts/pong_score_probe.py --models experts/PongNoFrameskip-v4.pt \
+        results/atari_sticky/BC__PongNoFrameskip-v4__*/bc.pt results/atari_sticky/SQIL-*.pt \
+        --out results/atari_sticky/pong_score_probe.jsonl
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from atari_sticky_eval import SEED, load_q_network  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sqil_dqn_atari import ATARI_EVAL_MAX_STEPS, ATARI_PREPROCESSING, FRAME_STACK  # noqa: E402
+
+OPPONENT_SCORE = (slice(0, 9), slice(0, 42))  # rows above the top wall (rows 9-12), the left half: the digits
+
+
+class HoldOpponentScore(gym.Wrapper):
+    """Paints the opponent's score on every 84x84 frame as it was at the reset (0)."""
+
+    def reset(self, **kwargs):
+        frame, info = self.env.reset(**kwargs)
+        self.held = frame[OPPONENT_SCORE].copy()
+        return frame, info
+
+    def step(self, action):
+        frame, reward, terminated, truncated, info = self.env.step(action)
+        frame = frame.copy()
+        frame[OPPONENT_SCORE] = self.held
+        return frame, reward, terminated, truncated, info
+
+
+def make_env(repeat_action_probability: float, hold_score: bool) -> gym.Env:
+    """`atari_sticky_eval.make_env` on Pong, the held score (if asked) painted before the frames are stacked."""
+    import ale_py
+
+    gym.register_envs(ale_py)
+    env = gym.make("PongNoFrameskip-v4", repeat_action_probability=repeat_action_probability)
+    env = gym.wrappers.AtariPreprocessing(env, **ATARI_PREPROCESSING)
+    if hold_score:
+        env = HoldOpponentScore(env)
+    env = gym.wrappers.TimeLimit(env, ATARI_EVAL_MAX_STEPS)
+    return gym.wrappers.FrameStackObservation(env, FRAME_STACK)
+
+
+def play(q_network, repeat_action_probability: float, hold_score: bool, games: int) -> list[str]:
+    """Each game's points in order ('+' won, '-' lost), game i reset with seed SEED + i, greedy."""
+    envs = gym.vector.SyncVectorEnv(
+        [lambda: make_env(repeat_action_probability, hold_score) for _ in range(games)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    obs, _ = envs.reset(seed=[SEED + i for i in range(games)])
+    points, done = [""] * games, [False] * games
+    while not all(done):  # a game that ended goes on, unrecorded, until the last one ends
+        with torch.no_grad():
+            actions = q_network(torch.as_tensor(obs)).argmax(1).numpy()
+        obs, rewards, terminated, truncated, _ = envs.step(actions)
+        for i in range(games):
+            if not done[i]:
+                points[i] += "+" * int(rewards[i] > 0) + "-" * int(rewards[i] < 0)
+                done[i] = bool(terminated[i] or truncated[i])
+    envs.close()
+    return points
+
+
+def won_after_first_loss(points: list[str]) -> tuple[int, int]:
+    """Points won, and points played, after each game's first lost point."""
+    after = [p[p.index("-") + 1 :] for p in points if "-" in p]
+    return sum(a.count("+") for a in after), sum(len(a) for a in after)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", required=True, help="files as atari_sticky_eval.py takes them")
+    parser.add_argument("--repeat-action-probability", type=float, nargs="+", default=[0.0, 0.25])
+    parser.add_argument("--games", type=int, default=10)
+    parser.add_argument("--out", default=None, help="a JSON lines file to append each result to")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for path in args.models:
+        if not Path(path).is_file():
+            sys.exit(f"pong_score_probe.py: {path} does not exist.")
+    for path in args.models:
+        q_network = load_q_network(path, 6, "PongNoFrameskip-v4")
+        for p in args.repeat_action_probability:
+            for hold_score in (False, True):
+                points = play(q_network, p, hold_score, args.games)
+                scores = [g.count("+") - g.count("-") for g in points]
+                won, played = won_after_first_loss(points)
+                print(
+                    f"{path}: sticky {p}, opponent's score {'held at 0' if hold_score else 'as played'}: "
+                    f"mean {np.mean(scores):.1f}, scores {scores}, points won after the first lost one "
+                    f"{won} of {played}",
+                    flush=True,
+                )
+                if args.out:
+                    with open(args.out, "a") as f:
+                        result = dict(model=path, repeat_action_probability=p, hold_opponent_score=hold_score)
+                        f.write(json.dumps({**result, "seed": SEED, "scores": scores, "points": points}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
