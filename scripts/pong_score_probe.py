@@ -11,8 +11,9 @@ without sticky actions (docs/atari.md, "Sticky actions"). Two explanations predi
 
 The probe plays each model twice on the games of `atari_sticky_eval.py` (its protocol: the same
 preprocessing, seeds 3,000,000 + i, 4,500-step cap, greedy actions, p = 0 and p = 0.25): once as it is,
-and once with the opponent's score held at its picture at the reset (the left half of the band above the
-top wall, rows 0-8 and columns 0-41 of the 84x84 frame, where neither ball nor paddle ever goes). If H1
+and once with the opponent's score held at its picture in the game's first step (the left half of the band
+above the top wall, rows 0-8 and columns 0-41 of the 84x84 frame, where neither ball nor paddle ever goes),
+so that until the opponent's first point the two games are the same, frame for frame. If H1
 holds, holding the score changes what the learners do after a lost point; if only H2 holds, it changes
 little. This is a diagnostic of what the networks look at, not an evaluation: no learner's reported score
 comes from the held condition. Each game's points are recorded in order ('+' won, '-' lost), and the
@@ -42,15 +43,17 @@ OPPONENT_SCORE = (slice(0, 9), slice(0, 42))  # rows above the top wall (rows 9-
 
 
 class HoldOpponentScore(gym.Wrapper):
-    """Paints the opponent's score on every 84x84 frame as it was at the reset (0)."""
+    """Paints the opponent's score on every 84x84 frame as the game's first step showed it (0). Not the reset's
+    frame: the emulator draws the band above the wall brighter there than in play."""
 
     def reset(self, **kwargs):
-        frame, info = self.env.reset(**kwargs)
-        self.held = frame[OPPONENT_SCORE].copy()
-        return frame, info
+        self.held = None
+        return self.env.reset(**kwargs)
 
     def step(self, action):
         frame, reward, terminated, truncated, info = self.env.step(action)
+        if self.held is None:  # no point is played in one step: the opponent's score still reads 0
+            self.held = frame[OPPONENT_SCORE].copy()
         frame = frame.copy()
         frame[OPPONENT_SCORE] = self.held
         return frame, reward, terminated, truncated, info

@@ -66,3 +66,37 @@ def test_a_missing_model_is_one_sentence():
         text=True,
     )
     assert result.returncode != 0 and result.stderr.strip().endswith("nowhere.pt does not exist.")
+
+
+def test_the_probe_holds_the_opponents_score_and_nothing_else():
+    """scripts/pong_score_probe.py: NOOP loses points. Until the first lost point the frames with the score held
+    are the frames as played; after it only the opponent's digits differ, and they keep their picture in play."""
+    import pong_score_probe as probe
+
+    def frames(hold_score: bool) -> tuple[np.ndarray, np.ndarray]:
+        env = probe.make_env(0.0, hold_score)
+        obs, _ = env.reset(seed=5)
+        seen, rewards = [obs[-1]], [0.0]
+        for _ in range(300):
+            obs, reward, *_ = env.step(0)
+            seen.append(obs[-1])
+            rewards.append(reward)
+        return np.stack(seen), np.array(rewards)
+
+    played, rewards = frames(False)
+    held, rewards_held = frames(True)
+    assert np.array_equal(rewards, rewards_held) and (rewards < 0).any()
+    first_loss = np.flatnonzero(rewards < 0)[0]
+    band = (slice(None), *probe.OPPONENT_SCORE)
+    assert np.array_equal(held[:first_loss], played[:first_loss])  # the same game until the point is lost
+    assert not np.array_equal(played[band][-1], played[band][1])  # as played, the digit changed ...
+    assert (held[band][1:] == played[band][1]).all()  # ... held, it reads as in the first step throughout
+    held[band] = played[band]
+    assert np.array_equal(held, played)  # and nothing else differs
+
+
+def test_points_won_after_the_first_lost_one():
+    import pong_score_probe as probe
+
+    # after each game's first lost point: "+-", nothing lost, "+", "-"
+    assert probe.won_after_first_loss(["+-+-", "+++", "-+", "--"]) == (2, 4)
