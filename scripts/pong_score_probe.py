@@ -17,11 +17,15 @@ so that until the opponent's first point the two games are the same, frame for f
 holds, holding the score changes what the learners do after a lost point; if only H2 holds, it changes
 little. This is a diagnostic of what the networks look at, not an evaluation: no learner's reported score
 comes from the held condition. Each game's points are recorded in order ('+' won, '-' lost), and the
-share of points won after the first lost one measures recovery inside a game.
+share of points won after the first lost one measures recovery inside a game. With `--alpha`, a SQIL
+Q network's mean soft value V(s) (Eq. 2) over each game's states before and after its first lost point
+says whether SQIL's value sees the states after a lost point as farther from the demonstrations.
 
     python scripts/pong_score_probe.py --models experts/PongNoFrameskip-v4.pt \
         results/atari_sticky/BC__PongNoFrameskip-v4__*/bc.pt results/atari_sticky/SQIL-*.pt \
         --out results/atari_sticky/pong_score_probe.jsonl
+    python scripts/pong_score_probe.py --models results/atari_sticky/SQIL-*.pt --no-held --alpha 0.1 \
+        --out results/atari_sticky/pong_soft_value.jsonl
 """
 
 import argparse
@@ -72,24 +76,27 @@ def make_env(repeat_action_probability: float, hold_score: bool) -> gym.Env:
     return gym.wrappers.FrameStackObservation(env, FRAME_STACK)
 
 
-def play(q_network, repeat_action_probability: float, hold_score: bool, games: int) -> list[str]:
-    """Each game's points in order ('+' won, '-' lost), game i reset with seed SEED + i, greedy."""
+def play(q_network, repeat_action_probability: float, hold_score: bool, games: int, alpha: float = 1.0):
+    """Each game's points in order ('+' won, '-' lost), game i reset with seed SEED + i, greedy; and each game's
+    mean soft value V(s) = alpha logsumexp(Q(s, .) / alpha) (Eq. 2) before and after its first lost point."""
     envs = gym.vector.SyncVectorEnv(
         [lambda: make_env(repeat_action_probability, hold_score) for _ in range(games)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
     obs, _ = envs.reset(seed=[SEED + i for i in range(games)])
-    points, done = [""] * games, [False] * games
+    points, done, values = [""] * games, [False] * games, [([], []) for _ in range(games)]
     while not all(done):  # a game that ended goes on, unrecorded, until the last one ends
         with torch.no_grad():
-            actions = q_network(torch.as_tensor(obs)).argmax(1).numpy()
-        obs, rewards, terminated, truncated, _ = envs.step(actions)
+            q_values = q_network(torch.as_tensor(obs))
+        soft_values = (alpha * torch.logsumexp(q_values / alpha, dim=1)).numpy()
+        obs, rewards, terminated, truncated, _ = envs.step(q_values.argmax(1).numpy())
         for i in range(games):
             if not done[i]:
+                values[i]["-" in points[i]].append(float(soft_values[i]))  # the value of the state acted in
                 points[i] += "+" * int(rewards[i] > 0) + "-" * int(rewards[i] < 0)
                 done[i] = bool(terminated[i] or truncated[i])
     envs.close()
-    return points
+    return points, [[float(np.mean(v)) if v else None for v in game] for game in values]
 
 
 def won_after_first_loss(points: list[str]) -> tuple[int, int]:
@@ -103,6 +110,12 @@ def main():
     parser.add_argument("--models", nargs="+", required=True, help="files as atari_sticky_eval.py takes them")
     parser.add_argument("--repeat-action-probability", type=float, nargs="+", default=[0.0, 0.25])
     parser.add_argument("--games", type=int, default=10)
+    parser.add_argument(
+        "--held", action=argparse.BooleanOptionalAction, default=True, help="also play with the score held"
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=None, help="record the soft value V(s) at this temperature (SQIL's Q networks)"
+    )
     parser.add_argument("--out", default=None, help="a JSON lines file to append each result to")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -112,20 +125,24 @@ def main():
     for path in args.models:
         q_network = load_q_network(path, 6, "PongNoFrameskip-v4")
         for p in args.repeat_action_probability:
-            for hold_score in (False, True):
-                points = play(q_network, p, hold_score, args.games)
+            for hold_score in (False, True) if args.held else (False,):
+                points, values = play(q_network, p, hold_score, args.games, args.alpha or 1.0)
                 scores = [g.count("+") - g.count("-") for g in points]
                 won, played = won_after_first_loss(points)
                 print(
                     f"{path}: sticky {p}, opponent's score {'held at 0' if hold_score else 'as played'}: "
                     f"mean {np.mean(scores):.1f}, scores {scores}, points won after the first lost one "
-                    f"{won} of {played}",
+                    f"{won} of {played}"
+                    + (f", mean soft value before / after it per game {values}" if args.alpha else ""),
                     flush=True,
                 )
                 if args.out:
                     with open(args.out, "a") as f:
                         result = dict(model=path, repeat_action_probability=p, hold_opponent_score=hold_score)
-                        f.write(json.dumps({**result, "seed": SEED, "scores": scores, "points": points}) + "\n")
+                        result |= dict(seed=SEED, scores=scores, points=points)
+                        if args.alpha:
+                            result |= dict(alpha=args.alpha, soft_value_before_after_first_loss=values)
+                        f.write(json.dumps(result) + "\n")
 
 
 if __name__ == "__main__":
