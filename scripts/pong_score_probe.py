@@ -19,7 +19,9 @@ little. This is a diagnostic of what the networks look at, not an evaluation: no
 comes from the held condition. Each game's points are recorded in order ('+' won, '-' lost), and the
 share of points won after the first lost one measures recovery inside a game. With `--alpha`, a SQIL
 Q network's mean soft value V(s) (Eq. 2) over each game's states before and after its first lost point
-says whether SQIL's value sees the states after a lost point as farther from the demonstrations.
+says whether SQIL's value sees the states after a lost point as farther from the demonstrations, and the
+mean entropy of its policy pi(a|s) = exp((Q(s, a) - V(s)) / alpha) (Eq. 1) there says whether its actions
+are nearly tied in those states (entropy near log 6 = 1.79) or chosen with confidence (near 0).
 
     python scripts/pong_score_probe.py --models experts/PongNoFrameskip-v4.pt \
         results/atari_sticky/BC__PongNoFrameskip-v4__*/bc.pt results/atari_sticky/SQIL-*.pt \
@@ -76,27 +78,36 @@ def make_env(repeat_action_probability: float, hold_score: bool) -> gym.Env:
     return gym.wrappers.FrameStackObservation(env, FRAME_STACK)
 
 
+def soft_value_and_entropy(q_values: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """V(s) = alpha logsumexp(Q(s, .) / alpha) (Eq. 2), and the entropy of pi(.|s) = softmax(Q(s, .) / alpha) (Eq. 1)."""
+    log_pi = torch.log_softmax(q_values / alpha, dim=1)
+    return alpha * torch.logsumexp(q_values / alpha, dim=1), -(log_pi.exp() * log_pi).sum(1)
+
+
 def play(q_network, repeat_action_probability: float, hold_score: bool, games: int, alpha: float = 1.0):
     """Each game's points in order ('+' won, '-' lost), game i reset with seed SEED + i, greedy; and each game's
-    mean soft value V(s) = alpha logsumexp(Q(s, .) / alpha) (Eq. 2) before and after its first lost point."""
+    mean soft value V(s) and mean policy entropy (at temperature alpha) before and after its first lost point."""
     envs = gym.vector.SyncVectorEnv(
         [lambda: make_env(repeat_action_probability, hold_score) for _ in range(games)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
     obs, _ = envs.reset(seed=[SEED + i for i in range(games)])
-    points, done, values = [""] * games, [False] * games, [([], []) for _ in range(games)]
+    points, done = [""] * games, [False] * games
+    values, entropies = [([], []) for _ in range(games)], [([], []) for _ in range(games)]
     while not all(done):  # a game that ended goes on, unrecorded, until the last one ends
         with torch.no_grad():
             q_values = q_network(torch.as_tensor(obs))
-        soft_values = (alpha * torch.logsumexp(q_values / alpha, dim=1)).numpy()
+        soft_values, entropy = soft_value_and_entropy(q_values, alpha)
         obs, rewards, terminated, truncated, _ = envs.step(q_values.argmax(1).numpy())
         for i in range(games):
             if not done[i]:
-                values[i]["-" in points[i]].append(float(soft_values[i]))  # the value of the state acted in
+                values[i]["-" in points[i]].append(float(soft_values[i]))  # of the state acted in
+                entropies[i]["-" in points[i]].append(float(entropy[i]))
                 points[i] += "+" * int(rewards[i] > 0) + "-" * int(rewards[i] < 0)
                 done[i] = bool(terminated[i] or truncated[i])
     envs.close()
-    return points, [[float(np.mean(v)) if v else None for v in game] for game in values]
+    means = [[[float(np.mean(v)) if v else None for v in game] for game in kind] for kind in (values, entropies)]
+    return points, *means
 
 
 def won_after_first_loss(points: list[str]) -> tuple[int, int]:
@@ -114,7 +125,10 @@ def main():
         "--held", action=argparse.BooleanOptionalAction, default=True, help="also play with the score held"
     )
     parser.add_argument(
-        "--alpha", type=float, default=None, help="record the soft value V(s) at this temperature (SQIL's Q networks)"
+        "--alpha",
+        type=float,
+        default=None,
+        help="record the soft value V(s) and the policy's entropy at this temperature (SQIL's Q networks)",
     )
     parser.add_argument("--out", default=None, help="a JSON lines file to append each result to")
     args = parser.parse_args()
@@ -126,14 +140,15 @@ def main():
         q_network = load_q_network(path, 6, "PongNoFrameskip-v4")
         for p in args.repeat_action_probability:
             for hold_score in (False, True) if args.held else (False,):
-                points, values = play(q_network, p, hold_score, args.games, args.alpha or 1.0)
+                points, values, entropies = play(q_network, p, hold_score, args.games, args.alpha or 1.0)
                 scores = [g.count("+") - g.count("-") for g in points]
                 won, played = won_after_first_loss(points)
                 print(
                     f"{path}: sticky {p}, opponent's score {'held at 0' if hold_score else 'as played'}: "
                     f"mean {np.mean(scores):.1f}, scores {scores}, points won after the first lost one "
                     f"{won} of {played}"
-                    + (f", mean soft value before / after it per game {values}" if args.alpha else ""),
+                    + (f", per game mean soft value before / after it {values}" if args.alpha else "")
+                    + (f", and policy entropy {entropies}" if args.alpha else ""),
                     flush=True,
                 )
                 if args.out:
@@ -142,6 +157,7 @@ def main():
                         result |= dict(seed=SEED, scores=scores, points=points)
                         if args.alpha:
                             result |= dict(alpha=args.alpha, soft_value_before_after_first_loss=values)
+                            result |= dict(entropy_before_after_first_loss=entropies)
                         f.write(json.dumps(result) + "\n")
 
 

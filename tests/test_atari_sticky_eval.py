@@ -1,6 +1,7 @@
 """scripts/atari_sticky_eval.py: every kind of saved network loads as the same greedy policy, and the sticky
 actions really are the emulator's (p = 1 repeats the first action for ever)."""
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,14 @@ def test_points_won_after_the_first_lost_one():
 
     # after each game's first lost point: "+-", nothing lost, "+", "-"
     assert probe.won_after_first_loss(["+-+-", "+++", "-+", "--"]) == (2, 4)
+
+
+def test_soft_value_and_entropy_exact_cases():
+    """Eq. 1-2: tied actions give V = Q + alpha log 6 and the entropy log 6; one action far ahead gives V = its Q
+    and the entropy 0."""
+    import pong_score_probe as probe
+
+    q_values = torch.tensor([[2.0] * 6, [5.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    values, entropy = probe.soft_value_and_entropy(q_values, alpha=0.1)
+    assert torch.allclose(values, torch.tensor([2.0 + 0.1 * math.log(6), 5.0]))
+    assert torch.allclose(entropy, torch.tensor([math.log(6), 0.0]), atol=1e-6)
