@@ -147,8 +147,11 @@ def main():
                     f"{path}: sticky {p}, opponent's score {'held at 0' if hold_score else 'as played'}: "
                     f"mean {np.mean(scores):.1f}, scores {scores}, points won after the first lost one "
                     f"{won} of {played}"
-                    + (f", per game mean soft value before / after it {values}" if args.alpha else "")
-                    + (f", and policy entropy {entropies}" if args.alpha else ""),
+                    + (
+                        f", per game mean soft value / entropy before and after it {values} / {entropies}"
+                        if args.alpha
+                        else ""
+                    ),
                     flush=True,
                 )
                 if args.out:
