@@ -6,8 +6,8 @@
 Each (row, game, seed) is one run of `sqil_dqn_atari.py`, `bc.py` or `gail_dqn.py` on the bundled
 demonstrations of the game's trained expert (demos/<game>.npz), logged to
 `results/atari_fig2/<row>__<game>__<seed>/`. The learners that interact save a checkpoint every 50,000 env
-steps (SQIL) or 12,500 gradient steps (GAIL-DQL), so a sweep stopped in the middle continues them with
---resume. The checkpoints hold no agent buffer, so they can be committed and a run can go on on another
+steps (SQIL) or 5,000 gradient steps (GAIL-DQL; each about 20 minutes of one core here), so a sweep stopped
+in the middle continues them with --resume. The checkpoints hold no agent buffer, so they can be committed and a run can go on on another
 machine: a resumed SQIL run refills its buffer with 1,000 env steps before updating (docs/atari.md, "Long
 runs"), a resumed GAIL-DQL run starts its buffer with one game. `--checkpoint-buffer` keeps the buffers
 in the checkpoints instead (7.1 KB per frame: about 7 GB each at 1M, beside the log, too big to commit),
@@ -35,7 +35,7 @@ SQIL = [*AUTHORS, "--train-frequency", "4", "--total-timesteps", "1000000", "--e
 SQIL += ["--checkpoint-frequency", "50000", "--no-checkpoint-buffer"]
 # GAIL-DQL: the same soft Q-learner as SQIL's default row (temperature 0.1, a 1M buffer), only the reward differs
 GAIL = [*AUTHORS, "--k", "250", "--total-gradient-steps", "250000", "--eval-frequency", "25000"]
-GAIL += ["--checkpoint-frequency", "12500", "--no-checkpoint-buffer", "--alpha", "0.1", "--buffer-size", "1000000"]
+GAIL += ["--checkpoint-frequency", "5000", "--no-checkpoint-buffer", "--alpha", "0.1", "--buffer-size", "1000000"]
 BC = ["--total-gradient-steps", "10000", "--eval-frequency", "2500", "--eval-episodes", "3"]
 ROWS = {  # row -> (script, flags, saves checkpoints, the results.json key of the final greedy score)
     # 10,000 batches of 128 are about 40 passes over the 18 training games of a 20-game file (2 held out)
