@@ -58,6 +58,12 @@ class Run:
     resumable: bool = False  # the script writes checkpoints/*.pt in its folder and continues one with --resume
 
 
+# glibc gives a freed block of over 128 KiB (a batch's activations) back to the system and page-faults it in again at
+# the next update: about a fifth of an Atari run's time on a CPU (docs/benchmarks.md). These keep it; a variable the user
+# set wins, and other allocators ignore them.
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
+
+
 def run_one(run: Run, results: Path, threads: int = 1) -> str:
     """Runs `run` in `results / run.name` unless it is done there; returns what happened, in a few words.
     The script starts in that folder, so its runs/ (TensorBoard) and checkpoints/ land beside the log."""
@@ -74,7 +80,7 @@ def run_one(run: Run, results: Path, threads: int = 1) -> str:
     with open(out / "log.txt", "a") as log:  # a resumed run's log goes on
         log.write(f"# python {' '.join([run.script, *flags])}  (started {time.ctime()}, {threads} thread(s))\n")
         log.flush()
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}  # one core per run: runs go side by side
+        env = {**KEEP_FREED_MEMORY, **os.environ, "OMP_NUM_THREADS": str(threads)}  # one core per run, side by side
         code = subprocess.run(
             [sys.executable, str(ROOT / run.script), *flags], cwd=out, stdout=log, stderr=log, env=env
         ).returncode

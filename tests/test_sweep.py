@@ -139,6 +139,20 @@ def test_a_stopped_run_resumes_from_its_checkpoint_and_a_failed_run_is_named(tmp
     assert (tmp_path / "results" / "broken" / "log.1.txt").read_text().startswith("# python ")
 
 
+def test_a_run_gets_one_thread_and_keeps_freed_memory_unless_the_user_said_otherwise(tmp_path, monkeypatch):
+    script = tmp_path / "environment.py"
+    script.write_text(
+        "import json, os\nfrom pathlib import Path\nPath('runs/run').mkdir(parents=True)\n"
+        "names = ('OMP_NUM_THREADS', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_')\n"
+        "Path('runs/run/results.json').write_text(json.dumps({name: os.environ.get(name) for name in names}))\n"
+    )
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")  # the user's own setting
+    assert sweep.run_one(sweep.Run("env", str(script), ()), tmp_path / "results", threads=2) == "finished"
+    seen = json.loads((tmp_path / "results" / "env" / "results.json").read_text())
+    assert seen == {"OMP_NUM_THREADS": "2", "MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": "12345"}
+
+
 def test_an_unknown_sweep_is_one_sentence(tmp_path):
     done = run_sweep("nonesuch", "--jobs", "2", cwd=tmp_path)
     assert done.returncode != 0 and "Traceback" not in done.stderr
