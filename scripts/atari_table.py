@@ -6,7 +6,7 @@
 Each (row, game, seed) is one run of `sqil_dqn_atari.py`, `bc.py` or `gail_dqn.py` on the bundled
 demonstrations of the game's trained expert (demos/<game>.npz), logged to
 `results/atari_fig2/<row>__<game>__<seed>/`. The learners that interact save a checkpoint every 50,000 env
-steps (SQIL) or 5,000 gradient steps (GAIL-DQL; each about 20 minutes of one core here), so a sweep stopped
+steps (SQIL) or 5,000 gradient steps (GAIL-DQL; each about 16 minutes of one core on 2026-12-06), so a sweep stopped
 in the middle continues them with --resume. The checkpoints hold no agent buffer, so they can be committed and a run can go on on another
 machine: a resumed SQIL run refills its buffer with 1,000 env steps before updating (docs/atari.md, "Long
 runs"), a resumed GAIL-DQL run starts its buffer with one game. `--checkpoint-buffer` keeps the buffers
