@@ -52,16 +52,19 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 # Flags left unset take the value of the environment's family (told apart by env_family below); the image
-# families clip gradients as the SQIL image files do.
+# families clip gradients as the SQIL image files do. Atari's learner is sqil_dqn_atari.py's default one
+# (temperature 0.1, batch 64, target copied every 10,000 updates, a 1M-frame buffer; a game every 250 gradient
+# steps is about one update per 4 env steps in Pong), so that SQIL and GAIL-DQL differ only in the reward (Sec. 5).
 FAMILY_FLAGS = (
-    "k", "learning_rate", "batch_size", "buffer_size", "target_network_frequency", "max_grad_norm", "final_eval_episodes"
+    "k", "alpha", "learning_rate", "batch_size", "buffer_size", "target_network_frequency", "max_grad_norm",
+    "final_eval_episodes",
 )  # fmt: skip
 FAMILY_DEFAULTS = {
     family: dict(zip(FAMILY_FLAGS, values))
     for family, values in {
-        "lunar":      (200,  1e-3, 128, 1_000_000, 100,  None, 100),
-        "car_racing": (50,   1e-4, 64,  200_000,   500,  10.0, 100),
-        "atari":      (1000, 1e-4, 32,  200_000,   1000, 10.0, 10),
+        "lunar":      (200,  1.0, 1e-3, 128, 1_000_000, 100,    None, 100),
+        "car_racing": (50,   1.0, 1e-4, 64,  200_000,   500,    10.0, 100),
+        "atari":      (250,  0.1, 1e-4, 64,  1_000_000, 10_000, 10.0, 10),
     }.items()
 }  # fmt: skip
 
@@ -122,7 +125,7 @@ class Args:
     """gradient steps of the learner"""
     k: Annotated[int | None, family_default("k", "INT")] = None
     """one rollout every k gradient steps (as SQIL, Algorithm 1)"""
-    alpha: float = 1.0
+    alpha: Annotated[float | None, family_default("alpha", "FLOAT")] = None
     """temperature of the Boltzmann policy and the soft value"""
     gamma: float = 0.99
     """the discount factor gamma"""
@@ -563,7 +566,8 @@ class EpisodeFrameBuffer:
     terminated (Kostrikov et al. 2019, as with_absorbing_states for vectors)."""
 
     def __init__(self, capacity: int, frame_shape: tuple, n_actions: int, absorbing: bool, device: torch.device):
-        self.frames = torch.zeros((capacity, *frame_shape), dtype=torch.uint8, device=device)
+        # torch.empty: the operating system hands out pages only as rows are written (never read unwritten)
+        self.frames = torch.empty((capacity, *frame_shape), dtype=torch.uint8, device=device)
         self.is_absorbing = torch.zeros(capacity, dtype=torch.bool, device=device)
         self.obs_rows = torch.zeros((capacity, FRAME_STACK), dtype=torch.long, device=device)
         self.next_row = torch.zeros(capacity, dtype=torch.long, device=device)
@@ -714,6 +718,8 @@ if __name__ == "__main__":
     if too_small := [name for name in counts if getattr(args, name) is not None and getattr(args, name) < 1]:
         name = too_small[0]
         fail(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}.")
+    if not args.alpha > 0:  # the soft value and the Boltzmann policy divide by it
+        fail(f"--alpha must be positive, not {args.alpha} (a small value approaches the hard max).")
     eval_start_state = args.eval_start_state or args.start_state
     for start, owner in (("shifted", "lunar"), ("rotated", "car_racing")):
         if start in (args.start_state, eval_start_state) and family != owner:

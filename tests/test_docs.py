@@ -80,7 +80,8 @@ def test_help_shows_the_defaults_that_depend_on_the_environment(run_script):
     """Flags whose default depends on --env-id show their values per environment in --help, not None."""
     gail = run_script("gail_dqn.py", "--help").stdout
     for shown in (
-        "LunarLander 200, CarRacing 50, Atari 1000",
+        "LunarLander 200, CarRacing 50, Atari 250",
+        "LunarLander 1.0, CarRacing 1.0, Atari 0.1",
         "LunarLander none, CarRacing 10.0, Atari 10.0",
         "LunarLander 100, CarRacing 100, Atari 10",
     ):
