@@ -1,4 +1,4 @@
-"""Shared helpers: every script is run as a user would run it, in a subprocess with tiny flags."""
+"""Shared helpers: every script is run as a user would run it, in a process of its own with tiny flags."""
 
 import atexit
 import itertools
@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import forked_scripts
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -24,18 +25,17 @@ atexit.register(shutil.rmtree, os.environ["SQIL_DEMO_CACHE"], ignore_errors=True
 @pytest.fixture
 def run_script(tmp_path):
     """Runs `python <script> <args>` from a scratch directory (so runs/, videos/ and models/ land
-    there) and returns the CompletedProcess. `check=True` fails the test with the script's output."""
+    there) and returns the CompletedProcess. `check=True` fails the test with the script's output.
+    The run is a process forked from one that has imported torch already (forked_scripts.py);
+    SQIL_TEST_SUBPROCESS=1 starts a fresh interpreter for each run instead."""
 
     def run(script: str, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "SDL_VIDEODRIVER": "dummy"}
-        result = subprocess.run(
-            [sys.executable, str(ROOT / script), *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        if os.environ.get("SQIL_TEST_SUBPROCESS") == "1":
+            command = [sys.executable, str(ROOT / script), *args]
+            result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+        else:
+            result = forked_scripts.run(str(ROOT / script), args, cwd=tmp_path, env=env, timeout=timeout)
         if check and result.returncode != 0:
             pytest.fail(
                 f"{script} {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
