@@ -1,8 +1,9 @@
 """Runs a script as `python <script> <args>` would, in a process forked from a server that has already
 imported torch, gymnasium, tyro and TensorBoard (multiprocessing's forkserver with those modules preloaded).
 
-Importing torch, and the torch._dynamo that its optimisers import on first use, costs 3-6 s on the
-project's 2-core CPU, and the suite starts a few hundred runs: that was more than half of its time. A forked run is still a process of its own, with its own globals, working
+Importing torch, and the torch._dynamo that its optimisers import on first use, is most of the 7 s that a
+run stopping at a bad flag takes on the project's 2-core CPU (0.2 s forked), and the suite starts a few
+hundred runs: that was about half of its time. A forked run is still a process of its own, with its own globals, working
 directory, environment, seeds, standard streams and exit status; only the import is shared. The server
 never computes anything, so no thread pool exists when it forks.
 """
