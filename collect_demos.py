@@ -46,7 +46,8 @@ class Args:
     whose actor acts, by `rbc_lunar.py --reward-source env --save-model`, whose Q network acts greedily, or
     an Atari `expert.pt` of `scripts/ppo_atari_expert.py`, whose policy acts greedily"""
     stochastic: bool = False
-    """with --expert-model: sample the actor's actions instead of taking its mean (the paper's Humanoid expert)"""
+    """with --expert-model: sample the actor's actions instead of taking its mean (the paper's Humanoid expert),
+    or an Atari PPO policy's actions instead of its most likely one"""
     to_minari: tuple[str, str] | None = None
     """FILE NAME: write the demonstration file FILE (vector observations) as the local Minari dataset NAME and exit
     (needs `pip install "minari[hdf5]"`; datasets live in $MINARI_DATASETS_PATH, default ~/.minari/datasets)"""
@@ -236,9 +237,10 @@ def q_expert(path: str, env: gym.Env):
     return expert, f"soft Q network trained by rbc_lunar.py --reward-source env ({trained}; {path}, greedy)"
 
 
-def atari_expert(path: str, env: gym.Env):
-    """The greedy policy of a network saved by `scripts/ppo_atari_expert.py` (the policy's logits, in the shape of
-    sqil_dqn_atari.QNetwork), on the 4 stacked frames it was trained on: the recording env gives single frames."""
+def atari_expert(path: str, env: gym.Env, stochastic: bool):
+    """The policy of a network saved by `scripts/ppo_atari_expert.py` (the policy's logits, in the shape of
+    sqil_dqn_atari.QNetwork), greedy or sampled, on the 4 stacked frames it was trained on: the recording env
+    gives single frames."""
     import torch
 
     from sqil_dqn_atari import FRAME_STACK, QNetwork
@@ -251,6 +253,7 @@ def atari_expert(path: str, env: gym.Env):
     policy = QNetwork(int(env.action_space.n))
     policy.load_state_dict(saved["policy"])
     stack, last_frame_number = [], [float("inf")]
+    generator = torch.Generator().manual_seed(0)
 
     def expert(env: gym.Env, obs: np.ndarray) -> int:
         # A new game starts at most 30 no-op frames in, below any frame number of the game before (which
@@ -259,10 +262,13 @@ def atari_expert(path: str, env: gym.Env):
         stack[:] = [obs] * FRAME_STACK if frame_number <= last_frame_number[0] else [*stack[1:], obs]
         last_frame_number[0] = frame_number
         with torch.no_grad():
-            return int(policy(torch.as_tensor(np.stack(stack))[None]).argmax())
+            logits = policy(torch.as_tensor(np.stack(stack))[None])[0]
+        if stochastic:  # the policy PPO trained: an action drawn from softmax(logits)
+            return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+        return int(logits.argmax())
 
-    trained = f"{saved['env_steps']:,} env steps"
-    return expert, f"PPO policy trained by scripts/ppo_atari_expert.py on the game score ({trained}; {path}, greedy)"
+    trained = f"{saved['env_steps']:,} env steps; {path}, {'sampled actions' if stochastic else 'greedy'}"
+    return expert, f"PPO policy trained by scripts/ppo_atari_expert.py on the game score ({trained})"
 
 
 def record(args: Args) -> None:
@@ -273,10 +279,14 @@ def record(args: Args) -> None:
     if args.expert_model and isinstance(env.action_space, gym.spaces.Discrete):
         if not Path(args.expert_model).is_file():
             sys.exit(f"collect_demos.py: expert model {args.expert_model} does not exist.")
-        if args.stochastic:
-            sys.exit("collect_demos.py: --stochastic applies to SAC actors; a Q network expert acts greedily.")
-        load = atari_expert if is_atari(args.env_id) else q_expert
-        expert, expert_description = load(args.expert_model, env)
+        if is_atari(args.env_id):
+            expert, expert_description = atari_expert(args.expert_model, env, args.stochastic)
+        elif args.stochastic:
+            sys.exit(
+                "collect_demos.py: --stochastic applies to SAC actors and Atari PPO policies; a Q network expert acts greedily."
+            )
+        else:
+            expert, expert_description = q_expert(args.expert_model, env)
     elif args.expert_model:
         expert, expert_description = sac_expert(args.expert_model, env, args.stochastic)
     elif args.env_id in EXPERTS:

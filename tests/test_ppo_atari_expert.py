@@ -86,7 +86,7 @@ def test_the_expert_acts_in_collect_demos_on_the_stacks_it_was_trained_on(tmp_pa
     path = tmp_path / "expert.pt"
     torch.save({"policy": atari.QNetwork(6).state_dict(), "args": {"env_id": PONG}, "env_steps": 0}, path)
     recording_env, training_env = collect_demos.make_env(PONG), atari.make_env(PONG, seed=0)()
-    expert, description = collect_demos.atari_expert(str(path), recording_env)
+    expert, description = collect_demos.atari_expert(str(path), recording_env, stochastic=False)
     assert "ppo_atari_expert.py" in description
     monkeypatch.setattr(atari.QNetwork, "forward", checksum_logits)
     actions = []
@@ -100,3 +100,19 @@ def test_the_expert_acts_in_collect_demos_on_the_stacks_it_was_trained_on(tmp_pa
             frame, *_ = recording_env.step(action)
             stacked, *_ = training_env.step(action)
     assert len(set(actions)) >= 4  # the checksum did vary
+
+
+def test_the_sampled_expert_draws_from_the_policys_softmax(tmp_path, monkeypatch):
+    """`collect_demos.py --stochastic` on an Atari expert draws each action from softmax(logits): a policy sure of
+    one action always takes it, and a uniform one takes every action about equally often."""
+    path = tmp_path / "expert.pt"
+    torch.save({"policy": atari.QNetwork(6).state_dict(), "args": {"env_id": PONG}, "env_steps": 0}, path)
+    env = collect_demos.make_env(PONG)
+    frame, _ = env.reset(seed=0)
+    expert, description = collect_demos.atari_expert(str(path), env, stochastic=True)
+    assert "sampled actions" in description
+    monkeypatch.setattr(atari.QNetwork, "forward", lambda self, obs: torch.tensor([[0.0, 0, 0, 50, 0, 0]]))
+    assert {expert(env, frame) for _ in range(200)} == {3}
+    monkeypatch.setattr(atari.QNetwork, "forward", lambda self, obs: torch.zeros(1, 6))
+    counts = np.bincount([expert(env, frame) for _ in range(1200)], minlength=6)
+    assert counts.min() > 140 and counts.max() < 260  # 200 expected each; 5 standard deviations is about 65
