@@ -79,8 +79,9 @@ def test_demo_buffer_rebuilds_the_stacks_of_the_replayed_games_and_is_never_evic
             obs = next_obs
         start += length
     before = demo_buffer.frames.clone()
-    samples = sampled_keys(demo_buffer, 2000)
-    assert set(samples) <= expected and len(set(samples)) > 0.8 * len(expected)
+    # about 4 draws per transition (in batches that keep memory small) leave about 2% of them undrawn
+    samples = {k for _ in range(-(-4 * len(expected) // 2000)) for k in sampled_keys(demo_buffer, 2000)}
+    assert samples <= expected and len(samples) > 0.9 * len(expected)
     agent_buffer = atari.FrameReplayBuffer(10, 1, (84, 84), CPU)
     agent_buffer.start_episodes(np.zeros(1, dtype=np.int64), np.zeros((1, 84, 84), np.uint8))
     for _ in range(50):  # the agent buffer wraps five times; the demonstrations stay as they were
