@@ -198,7 +198,7 @@ def single_runs(out_dir: Path) -> Path:
     return save(fig, out_dir / "single_runs.png")
 
 
-ATARI_GAIL_EVAL = r"step \d+: env steps (\d+), eval greedy return ([-\d.]+)"
+ATARI_GAIL_EVAL = r"step (\d+): env steps (\d+), eval greedy return ([-\d.]+)"  # seeds meet at gradient steps
 ATARI_SQIL_EVAL = r"global_step=(\d+), greedy evaluation return ([-\d.]+)"
 
 
@@ -275,6 +275,10 @@ def atari_fig2(out_dir: Path, game: str = "PongNoFrameskip-v4") -> Path | None:
     return save(fig, out_dir / f"atari_{game.removesuffix('NoFrameskip-v4').lower()}.png")
 
 
+def atari_breakout(out_dir: Path) -> Path | None:
+    return atari_fig2(out_dir, "BreakoutNoFrameskip-v4")
+
+
 # ---------------------------------------------------------------------------------------------
 # CarRacing (paper Figure 1): frames of the committed video of SQIL's rotated-start recovery.
 # ---------------------------------------------------------------------------------------------
@@ -303,6 +307,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=DOCS, help="folder for the PNG files")
     out_dir = parser.parse_args().out
     out_dir.mkdir(parents=True, exist_ok=True)
-    for make in (lunar, lunar_unaveraged, lunar_longer, mujoco, single_runs, atari_fig2, car_racing):
+    for make in (lunar, lunar_unaveraged, lunar_longer, mujoco, single_runs, atari_fig2, atari_breakout, car_racing):
         if (out := make(out_dir)) is not None:
             print(f"wrote {out}")
